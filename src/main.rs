@@ -1,1 +1,328 @@
-fn main() {}
+//! `tfc`: compile small programs into transformer weights, and prove them.
+//!
+//! This is the CLI edge: argument parsing, reading files, rendering
+//! diagnostics and choosing exit codes. Everything else lives in the
+//! `tfc-ir`, `tfc-compiler` and `tfc-verifier` crates.
+//!
+//! Exit codes (also in README.md):
+//! 0 success; 1 a proof refuted or a test failed; 2 bad input or usage
+//! (including programs that do not check); 3 a verdict is unknown
+//! (timeout, limit); 4 the program failed on the given input at run time.
+
+mod corpus;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tfc_ir::value::{fmt_seq, parse_value};
+use tfc_ir::{check, interp, Checked, Diagnostic, Value};
+
+/// Exit codes, as documented.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    #[allow(dead_code, reason = "used by `tfc verify` for unknown verdicts")]
+    pub const UNKNOWN: u8 = 3;
+    pub const RUNTIME: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(name = "tfc", version, about = "Compile small programs into transformer weights, and prove them right")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Parse and check programs; print diagnostics like a compiler.
+    Check {
+        /// The `.ir` files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a program on one input with the exact reference interpreter.
+    Run {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// The input tokens, space-separated (BOS is added for you).
+        #[arg(long, allow_hyphen_values = true)]
+        input: String,
+        /// Print every value at every position.
+        #[arg(long)]
+        trace: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print this value instead of the program's output (`%name` or `name`).
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Run every corpus file's expectations.
+    Test {
+        /// Files or directories (default: corpus/).
+        paths: Vec<PathBuf>,
+        /// Rewrite the outputs of `; run:` lines that disagree (deliberate changes only).
+        #[arg(long)]
+        bless: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Check { files, json } => cmd_check(&files, json),
+        Cmd::Run { file, input, trace, json, output } => cmd_run(&file, &input, trace, json, output.as_deref()),
+        Cmd::Test { paths, bless } => cmd_test(paths, bless),
+    };
+    ExitCode::from(code)
+}
+
+/// A source file read, parsed and checked, or the diagnostics that stopped it.
+struct Loaded {
+    path: String,
+    src: String,
+    result: Result<Checked, Vec<Diagnostic>>,
+}
+
+fn load(path: &Path) -> Result<Loaded, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let shown = path.display().to_string();
+    match tfc_ir::parse_bytes(&bytes) {
+        Err(d) => Ok(Loaded { path: shown, src: String::from_utf8_lossy(&bytes).into_owned(), result: Err(vec![d]) }),
+        Ok((src, prog)) => Ok(Loaded { path: shown, src, result: check(&prog) }),
+    }
+}
+
+/// Loads and checks, rendering diagnostics; `Err(exit code)` when it does not check.
+fn load_checked(path: &Path) -> Result<(Loaded, Checked), u8> {
+    let loaded = load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::BAD_INPUT
+    })?;
+    match &loaded.result {
+        Ok(c) => {
+            render::emit(&loaded.path, &loaded.src, &c.warnings);
+            let c = c.clone();
+            Ok((loaded, c))
+        }
+        Err(ds) => {
+            render::emit(&loaded.path, &loaded.src, ds);
+            let n = ds.iter().filter(|d| d.is_error()).count();
+            eprintln!("error: {} does not check ({n} error{})", loaded.path, if n == 1 { "" } else { "s" });
+            Err(exit::BAD_INPUT)
+        }
+    }
+}
+
+fn cmd_check(files: &[PathBuf], json: bool) -> u8 {
+    let mut worst = exit::OK;
+    let mut all = Vec::new();
+    for f in files {
+        let loaded = match load(f) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                worst = exit::BAD_INPUT;
+                continue;
+            }
+        };
+        let (diags, ok) = match &loaded.result {
+            Ok(c) => (c.warnings.clone(), true),
+            Err(ds) => (ds.clone(), false),
+        };
+        if !ok {
+            worst = exit::BAD_INPUT;
+        }
+        if json {
+            all.push(serde_json::json!({
+                "file": loaded.path,
+                "ok": ok,
+                "diagnostics": diags.iter().map(|d| render::to_json(&loaded.path, &loaded.src, d)).collect::<Vec<_>>(),
+            }));
+        } else {
+            render::emit(&loaded.path, &loaded.src, &diags);
+            let errors = diags.iter().filter(|d| d.is_error()).count();
+            let warnings = diags.len() - errors;
+            if ok {
+                let c = loaded.result.as_ref().expect("ok");
+                println!("{}: ok ({} definitions, {warnings} warning{})", loaded.path, c.order.len(), plural(warnings));
+            } else {
+                println!("{}: {errors} error{}, {warnings} warning{}", loaded.path, plural(errors), plural(warnings));
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all).expect("json"));
+    }
+    worst
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Reads `--input` as tokens of the program's vocabulary.
+fn read_input(text: &str, vocab: &[Value]) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    for word in text.split_whitespace() {
+        let v = parse_value(word).ok_or_else(|| format!("cannot read `{word}` as a token"))?;
+        // A word like `1` reads as a number; a vocabulary of quoted symbols may mean the symbol.
+        let v = if !vocab.contains(&v) && vocab.contains(&Value::sym(word)) { Value::sym(word) } else { v };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+fn cmd_run(file: &Path, input: &str, trace: bool, json: bool, output: Option<&str>) -> u8 {
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let prog = &checked.program;
+    let tokens = match read_input(input, &prog.vocab) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error[E0601]: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let wanted = output.map(|o| o.trim_start_matches('%').to_string());
+    if let Some(name) = &wanted {
+        let is_value = checked.get(name).is_some_and(|i| i.set().is_some() && !matches!(i.scope, tfc_ir::check::Scope::LoopBody(_)));
+        if !is_value {
+            let names: Vec<String> = checked
+                .order
+                .iter()
+                .filter(|n| checked.get(n).is_some_and(|i| i.set().is_some() && !matches!(i.scope, tfc_ir::check::Scope::LoopBody(_))))
+                .map(|n| format!("%{n}"))
+                .collect();
+            eprintln!("error: `%{name}` is not a value of {}; the values are: {}", loaded.path, names.join(", "));
+            return exit::BAD_INPUT;
+        }
+    }
+    let run = match interp::run(prog, &tokens, &interp::RunOptions { trace }) {
+        Ok(r) => r,
+        Err(d) => {
+            // Runtime errors point into the program; show the input too.
+            render::emit(&loaded.path, &loaded.src, std::slice::from_ref(&d));
+            eprintln!("  on input: {}", fmt_seq(&tokens));
+            return if d.code == tfc_ir::diag::codes::BAD_INPUT { exit::BAD_INPUT } else { exit::RUNTIME };
+        }
+    };
+    let shown = match &wanted {
+        None => run.output.clone(),
+        Some(name) => match run.values.get(name) {
+            Some(v) => v.clone(),
+            None => {
+                eprintln!("error: `%{name}` is local to a loop body; ask for a state variable or a top-level value");
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    if json {
+        let seq = |v: &[Value]| v.iter().map(|x| serde_json::Value::String(x.to_string())).collect::<Vec<_>>();
+        let mut obj = serde_json::json!({
+            "program": prog.name,
+            "input": seq(&tokens),
+            "output": seq(&shown),
+            "output_name": wanted.clone().unwrap_or_else(|| prog.output.text.clone()),
+            "loop_iterations": run.iterations,
+        });
+        if trace {
+            obj["trace"] = run
+                .trace
+                .iter()
+                .map(|t| serde_json::json!({"name": t.name, "iteration": t.iteration, "values": seq(&t.values)}))
+                .collect();
+        }
+        println!("{}", serde_json::to_string_pretty(&obj).expect("json"));
+    } else {
+        if trace {
+            print_trace(&tokens, &run.trace);
+        }
+        println!("{}", fmt_seq(&shown));
+    }
+    exit::OK
+}
+
+fn print_trace(tokens: &[Value], trace: &[interp::TraceEntry]) {
+    let label = |t: &interp::TraceEntry| match t.iteration {
+        Some(i) => format!("%{}[iter {i}]", t.name),
+        None => format!("%{}", t.name),
+    };
+    let width = trace.iter().map(|t| label(t).len()).max().unwrap_or(0).max(8);
+    let cells: Vec<usize> = (0..tokens.len())
+        .map(|i| {
+            trace
+                .iter()
+                .map(|t| t.values.get(i).map_or(0, |v| v.to_string().len()))
+                .max()
+                .unwrap_or(0)
+                .max(tokens[i].to_string().len())
+                .max(format!("{i}").len())
+        })
+        .collect();
+    let row = |name: &str, vals: Vec<String>| {
+        let mut s = format!("{name:<width$} | {:<3}", if name == "position" { "0" } else if name == "input" { "BOS" } else { "" });
+        for (i, v) in vals.iter().enumerate() {
+            s.push_str(&format!(" {:>w$}", v, w = cells[i]));
+        }
+        println!("{}", s.trim_end());
+    };
+    row("position", (1..=tokens.len()).map(|i| i.to_string()).collect());
+    row("input", tokens.iter().map(|t| t.to_string()).collect());
+    for t in trace {
+        row(&label(t), t.values.iter().map(|v| v.to_string()).collect());
+    }
+}
+
+fn cmd_test(paths: Vec<PathBuf>, bless: bool) -> u8 {
+    let paths = if paths.is_empty() { vec![PathBuf::from("corpus")] } else { paths };
+    for p in &paths {
+        if !p.exists() {
+            eprintln!("error: {} does not exist", p.display());
+            return exit::BAD_INPUT;
+        }
+    }
+    let files = corpus::collect(&paths);
+    if files.is_empty() {
+        eprintln!("error: no .ir files under {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        return exit::BAD_INPUT;
+    }
+    let (mut passed, mut failed, mut checks) = (0, 0, 0);
+    for f in &files {
+        let rep = corpus::run_file(f, bless);
+        checks += rep.checks_passed;
+        if let Some(new) = &rep.blessed {
+            match std::fs::write(f, new) {
+                Ok(()) => println!("blessed {}", f.display()),
+                Err(e) => eprintln!("error: cannot bless {}: {e}", f.display()),
+            }
+        }
+        if rep.failures.is_empty() {
+            passed += 1;
+        } else {
+            failed += 1;
+            for (line, msg) in &rep.failures {
+                println!("FAIL {}:{line}: {msg}", f.display());
+            }
+        }
+    }
+    println!("{checks} expectations held across {} files", files.len());
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}

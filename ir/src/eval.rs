@@ -23,6 +23,9 @@ pub enum EvalError {
     Unbound(Var),
     /// A table without an entry for these inputs.
     NoEntry(Vec<Value>),
+    /// A builtin called with the wrong number of arguments (only a program
+    /// built in code, not parsed, can have one).
+    Arity(Builtin),
 }
 
 impl fmt::Display for EvalError {
@@ -32,6 +35,7 @@ impl fmt::Display for EvalError {
             EvalError::NotANumber(v) => write!(f, "`{v}` is not a number"),
             EvalError::NotAnInteger(v) => write!(f, "`{v}` is not an integer"),
             EvalError::Unbound(v) => write!(f, "variable `{}` is not bound here", v.letter()),
+            EvalError::Arity(b) => write!(f, "`{}` takes {} argument(s)", b.name(), b.arity()),
             EvalError::NoEntry(args) => {
                 let args: Vec<String> = args.iter().map(|v| v.to_string()).collect();
                 write!(f, "the table has no entry for ({})", args.join(", "))
@@ -84,10 +88,32 @@ pub fn eval(e: &Expr, env: &Env) -> Result<Value, EvalError> {
         }
         ExprKind::Unary(UnOp::Neg, a) => Ok(Value::Num(-num(eval(a, env)?)?)),
         ExprKind::Unary(UnOp::Not, a) => Ok(Value::bool(num(eval(a, env)?)?.is_zero())),
+        // `&&` and `||` short-circuit, so `x != 0 && 1 / x > 2` is defined at 0.
+        ExprKind::Binary(BinOp::And, a, b) => {
+            if num(eval(a, env)?)?.is_zero() {
+                return Ok(Value::int(0));
+            }
+            Ok(Value::bool(!num(eval(b, env)?)?.is_zero()))
+        }
+        ExprKind::Binary(BinOp::Or, a, b) => {
+            if !num(eval(a, env)?)?.is_zero() {
+                return Ok(Value::int(1));
+            }
+            Ok(Value::bool(!num(eval(b, env)?)?.is_zero()))
+        }
         ExprKind::Binary(op, a, b) => {
             let a = eval(a, env)?;
             let b = eval(b, env)?;
             binary(*op, a, b)
+        }
+        ExprKind::Call(f, args) if args.len() != f.arity() => Err(EvalError::Arity(*f)),
+        // `if` evaluates only the branch it takes, so `if(x != 0, 1 / x, 0)` is defined at 0.
+        ExprKind::Call(Builtin::If, args) => {
+            if num(eval(&args[0], env)?)?.is_zero() {
+                eval(&args[2], env)
+            } else {
+                eval(&args[1], env)
+            }
         }
         ExprKind::Call(f, args) => {
             let mut vals = Vec::with_capacity(args.len());
@@ -108,8 +134,7 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
     }
     let (a, b) = (num(a)?, num(b)?);
     Ok(match op {
-        BinOp::Or => Value::bool(!a.is_zero() || !b.is_zero()),
-        BinOp::And => Value::bool(!a.is_zero() && !b.is_zero()),
+        BinOp::Or | BinOp::And => unreachable!("short-circuit operators are evaluated in `eval`"),
         BinOp::Lt => Value::bool(a < b),
         BinOp::Le => Value::bool(a <= b),
         BinOp::Gt => Value::bool(a > b),
@@ -129,7 +154,7 @@ fn binary(op: BinOp, a: Value, b: Value) -> Result<Value, EvalError> {
 
 fn call(f: Builtin, args: Vec<Value>) -> Result<Value, EvalError> {
     let mut it = args.into_iter();
-    let mut next = || it.next().expect("arity is checked by the parser");
+    let mut next = || it.next().unwrap_or(Value::int(0));
     Ok(match f {
         Builtin::Min => {
             let (a, b) = (num(next())?, num(next())?);
@@ -149,15 +174,7 @@ fn call(f: Builtin, args: Vec<Value>) -> Result<Value, EvalError> {
             let r = if f == Builtin::IDiv { a.div_floor(&b) } else { a.mod_floor(&b) };
             Value::Num(Rat::from_integer(r))
         }
-        Builtin::If => {
-            let c = num(next())?;
-            let (a, b) = (next(), next());
-            if c.is_zero() {
-                b
-            } else {
-                a
-            }
-        }
+        Builtin::If => unreachable!("`if` is evaluated lazily in `eval`"),
     })
 }
 

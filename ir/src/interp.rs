@@ -24,7 +24,8 @@ use crate::diag::{codes, Diagnostic};
 use crate::eval::{self, EvalError};
 use crate::value::{Rat, Value};
 use num_bigint::BigInt;
-use num_traits::Zero;
+use num_integer::Integer;
+use num_traits::{One, ToPrimitive, Zero};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// What [`run`] records besides the output.
@@ -400,48 +401,65 @@ impl<'p> Interp<'p> {
         default: &Option<Value>,
     ) -> Result<Vec<Value>, Diagnostic> {
         let (ids, distinct) = intern(v);
-        let nums: Vec<Option<&Rat>> = distinct.iter().map(|d| d.as_num()).collect();
+        // Summing rationals costs a gcd per addition. Scaling every value
+        // to the common denominator `scale` makes each sum a sum of
+        // integers (machine integers when they fit), divided once.
+        let scale = distinct
+            .iter()
+            .filter_map(|d| d.as_num())
+            .fold(BigInt::one(), |acc, r| acc.lcm(r.denom()));
+        let scaled: Vec<Option<BigInt>> = distinct
+            .iter()
+            .map(|d| d.as_num().map(|r| r.numer() * (&scale / r.denom())))
+            .collect();
+        let small: Option<Vec<Option<i64>>> = scaled
+            .iter()
+            .map(|s| match s {
+                None => Some(None),
+                Some(b) => b.to_i64().map(Some),
+            })
+            .collect();
+        let symbol = |i: usize, j: usize| {
+            Diagnostic::error(
+                codes::RUNTIME_EVAL,
+                l.span,
+                format!(
+                    "numerical aggregate `{}` at query position {i} selects the symbol {} at \
+                     key position {j}, which has no mean",
+                    l.name, v[j]
+                ),
+            )
+            .with_hint("declare it `: cat` to copy symbols, or aggregate numbers")
+        };
         let default = default.clone().unwrap_or_else(|| Value::Num(Rat::zero()));
-        // Counting how often each distinct value is selected keeps the
-        // rational arithmetic to one multiply-add per distinct value.
-        let mut counts = vec![0usize; distinct.len()];
-        let mut touched = Vec::new();
         let mut out = Vec::with_capacity(sel.len());
         for (i, row) in sel.iter().enumerate() {
+            let keys = row.iter().enumerate().filter(|(_, &b)| b).map(|(j, _)| j);
             let mut total = 0usize;
-            for (j, _) in row.iter().enumerate().filter(|(_, &b)| b) {
-                let id = ids[j];
-                if nums[id].is_none() {
-                    return Err(Diagnostic::error(
-                        codes::RUNTIME_EVAL,
-                        l.span,
-                        format!(
-                            "numerical aggregate `{}` at query position {i} selects the symbol \
-                             {} at key position {j}, which has no mean",
-                            l.name, distinct[id]
-                        ),
-                    )
-                    .with_hint("declare it `: cat` to copy symbols, or aggregate numbers"));
+            let sum = match &small {
+                Some(small) => {
+                    // At most 2^64 terms below 2^63 each: no i128 overflow.
+                    let mut acc: i128 = 0;
+                    for j in keys {
+                        acc += i128::from(small[ids[j]].ok_or_else(|| symbol(i, j))?);
+                        total += 1;
+                    }
+                    BigInt::from(acc)
                 }
-                if counts[id] == 0 {
-                    touched.push(id);
+                None => {
+                    let mut acc = BigInt::zero();
+                    for j in keys {
+                        acc += scaled[ids[j]].as_ref().ok_or_else(|| symbol(i, j))?;
+                        total += 1;
+                    }
+                    acc
                 }
-                counts[id] += 1;
-                total += 1;
-            }
-            if total == 0 {
-                out.push(default.clone());
-                continue;
-            }
-            let mut sum = Rat::zero();
-            for &id in &touched {
-                if let Some(r) = nums[id] {
-                    sum += r * Rat::from_integer(BigInt::from(counts[id]));
-                }
-                counts[id] = 0;
-            }
-            touched.clear();
-            out.push(Value::Num(sum / Rat::from_integer(BigInt::from(total))));
+            };
+            out.push(if total == 0 {
+                default.clone()
+            } else {
+                Value::Num(Rat::new(sum, &scale * BigInt::from(total)))
+            });
         }
         Ok(out)
     }
@@ -980,6 +998,21 @@ mod tests {
         assert!(r.trace.is_empty() && r.iterations.is_empty());
         p.output = nm("sum");
         assert_eq!(ok(&p, &ints(&[3, 2, 1, 1])).output, ints(&[3, 5, 6, 7]));
+    }
+
+    #[test]
+    fn means_of_fractions_and_huge_numbers() {
+        let mut body = prefix_body();
+        body.push(num("mean", agg("pre", "tok", None)));
+        let fr = vec![Value::ratio(1, 2), Value::ratio(1, 3), Value::ratio(-3, 4)];
+        let p = program(fr.clone(), 3, body.clone(), "mean");
+        // 1/2; (1/2 + 1/3) / 2 = 5/12; (6/12 + 4/12 - 9/12) / 3 = 1/36.
+        let want = vec![Value::ratio(1, 2), Value::ratio(5, 12), Value::ratio(1, 36)];
+        assert_eq!(ok(&p, &fr).output, want);
+        // Beyond 64 bits: 2^70, then (2^70 + 2^70 + 2) / 2 = 2^70 + 1.
+        let big = |k: i64| Value::Num(Rat::from_integer(BigInt::from(2).pow(70u32) + k));
+        let p = program(vec![big(0), big(2)], 2, body, "mean");
+        assert_eq!(ok(&p, &[big(0), big(2)]).output, vec![big(0), big(1)]);
     }
 
     #[test]
@@ -1622,34 +1655,5 @@ mod tests {
             lp.body.push(inner);
         }
         assert_eq!(err(&p, &ints(&[1])).code, codes::NESTED_LOOP);
-    }
-
-    #[test]
-    fn zz_perf() {
-        let body = vec![
-            bare("tok", Op::Tokens),
-            bare("idx", Op::Indices),
-            bare("lt", select("tok", "tok", CmpPred::Lt)),
-            bare("tgt", Op::Width(nm("lt"))),
-            bare("pick", select("tgt", "idx", CmpPred::Eq)),
-            cat("out", agg("pick", "tok", Some(Value::int(0)))),
-        ];
-        let mut p = program(vocab(1, 1024), 1024, body, "out");
-        p.distinct = true;
-        let t = std::time::Instant::now();
-        for k in 0..20000i64 { let _ = ok(&p, &ints(&[1 + k % 7, 9, 3, 4, 12])); }
-        eprintln!("20k small sorts: {:?}", t.elapsed());
-        let input: Vec<Value> = (0..1024).map(|i| Value::int(1024 - i)).collect();
-        let t = std::time::Instant::now();
-        let r = ok(&p, &input);
-        eprintln!("1024 sort: {:?}", t.elapsed());
-        assert_eq!(r.output[0], Value::int(1));
-        let mut body = prefix_body();
-        body.push(num("mean", agg("pre", "tok", None)));
-        let p = program(vocab(1, 1024), 1024, body, "mean");
-        let t = std::time::Instant::now();
-        let r = ok(&p, &input);
-        eprintln!("1024 mean: {:?}", t.elapsed());
-        assert_eq!(r.output[0], Value::int(1024));
     }
 }

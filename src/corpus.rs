@@ -1,0 +1,227 @@
+//! `tfc test`: the corpus runner.
+//!
+//! Every `.ir` file under the given paths carries its expectations in
+//! comment lines (docs/IR.md, "Expectations"). The runner parses them
+//! with plain line matching (no dependency on the IR parser, so a broken
+//! parser cannot hide an expectation), checks each one, and reports one
+//! line per failure with file and line, then `N passed, M failed` over
+//! files. A file without a single expectation fails: a check that cannot
+//! fail is a defect. `--bless` rewrites the outputs of the `run` lines
+//! that disagree, for deliberate changes only, and says what it rewrote.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use tfc_ir::value::{fmt_seq, parse_value};
+use tfc_ir::{check, interp, Value};
+
+/// One expectation line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expect {
+    /// `; run: IN => OUT`
+    Run {
+        /// The input as written.
+        input: String,
+        /// The expected output as written.
+        output: String,
+    },
+    /// `; run: IN => error CODE`
+    RunError {
+        /// The input as written.
+        input: String,
+        /// The expected code.
+        code: String,
+    },
+    /// `; error: CODE`
+    Error(String),
+    /// `; warning: CODE`
+    Warning(String),
+}
+
+/// An expectation with its 1-based line number.
+#[derive(Clone, Debug)]
+pub struct Located {
+    /// Line in the file.
+    pub line: usize,
+    /// What is expected.
+    pub expect: Expect,
+}
+
+/// Reads the expectation lines of a corpus file.
+pub fn expectations(src: &str) -> Vec<Located> {
+    let mut out = Vec::new();
+    for (i, raw) in src.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with(";;") {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix(';') else { continue };
+        let rest = rest.trim();
+        let expect = if let Some(r) = rest.strip_prefix("run:") {
+            let Some((input, output)) = r.split_once("=>") else { continue };
+            let output = output.trim();
+            match output.strip_prefix("error ") {
+                Some(code) => Expect::RunError { input: input.trim().into(), code: code.trim().into() },
+                None => Expect::Run { input: input.trim().into(), output: output.into() },
+            }
+        } else if let Some(code) = rest.strip_prefix("error:") {
+            Expect::Error(code.trim().into())
+        } else if let Some(code) = rest.strip_prefix("warning:") {
+            Expect::Warning(code.trim().into())
+        } else {
+            continue;
+        };
+        out.push(Located { line: i + 1, expect });
+    }
+    out
+}
+
+/// Parses a space-separated input or output as values.
+pub fn parse_seq(text: &str) -> Option<Vec<Value>> {
+    text.split_whitespace().map(parse_value).collect()
+}
+
+/// The result of one file.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    /// How many expectations held.
+    pub checks_passed: usize,
+    /// `(line, message)` for each that did not.
+    pub failures: Vec<(usize, String)>,
+    /// Rewritten source, when blessing changed something.
+    pub blessed: Option<String>,
+}
+
+/// Checks every expectation of one file.
+pub fn run_file(path: &Path, bless: bool) -> FileReport {
+    let mut rep = FileReport::default();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            rep.failures.push((0, format!("cannot read: {e}")));
+            return rep;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let exps = expectations(&text);
+    if exps.is_empty() {
+        rep.failures.push((1, "no expectations (`; run:`, `; error:`, `; warning:`): a corpus file must check something".into()));
+        return rep;
+    }
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut changed = false;
+
+    // Diagnostics from parsing and checking.
+    let (program, diags) = match tfc_ir::parse_bytes(&bytes) {
+        Err(d) => (None, vec![d]),
+        Ok((_, p)) => match check(&p) {
+            Ok(c) => (Some(p), c.warnings),
+            Err(ds) => (None, ds),
+        },
+    };
+    let errors: BTreeSet<&str> = diags.iter().filter(|d| d.is_error()).map(|d| d.code).collect();
+    let warnings: BTreeSet<&str> = diags.iter().filter(|d| !d.is_error()).map(|d| d.code).collect();
+    let expected_errors: BTreeSet<&str> = exps
+        .iter()
+        .filter_map(|e| match &e.expect {
+            Expect::Error(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    for e in &exps {
+        match &e.expect {
+            Expect::Error(code) => {
+                if errors.contains(code.as_str()) {
+                    rep.checks_passed += 1;
+                } else {
+                    rep.failures.push((e.line, format!("expected error {code}, got {}", describe(&diags))));
+                }
+            }
+            Expect::Warning(code) => {
+                if warnings.contains(code.as_str()) {
+                    rep.checks_passed += 1;
+                } else {
+                    rep.failures.push((e.line, format!("expected warning {code}, got {}", describe(&diags))));
+                }
+            }
+            _ => {}
+        }
+    }
+    for code in errors.difference(&expected_errors) {
+        let d = diags.iter().find(|d| d.code == *code).expect("code came from diags");
+        let (line, _) = tfc_ir::diag::line_col(&text, d.span.start);
+        rep.failures.push((line, format!("unexpected error {code}: {}", d.message)));
+    }
+
+    // Sample runs.
+    for e in &exps {
+        let (input, want) = match &e.expect {
+            Expect::Run { input, output } => (input, Ok(output)),
+            Expect::RunError { input, code } => (input, Err(code)),
+            _ => continue,
+        };
+        let Some(prog) = &program else {
+            rep.failures.push((e.line, "the program does not check, so it cannot run".into()));
+            continue;
+        };
+        let Some(tokens) = parse_seq(input) else {
+            rep.failures.push((e.line, format!("cannot read input `{input}`")));
+            continue;
+        };
+        let got = interp::run(prog, &tokens, &interp::RunOptions::default());
+        match (want, got) {
+            (Ok(out), Ok(run)) => {
+                let expected = parse_seq(out);
+                if expected.as_ref() == Some(&run.output) {
+                    rep.checks_passed += 1;
+                } else if bless {
+                    lines[e.line - 1] = format!("; run: {input} => {}", fmt_seq(&run.output));
+                    changed = true;
+                    rep.checks_passed += 1;
+                } else {
+                    rep.failures.push((e.line, format!("run `{input}`: expected `{out}`, interpreter gives `{}`", fmt_seq(&run.output))));
+                }
+            }
+            (Ok(out), Err(d)) => rep.failures.push((e.line, format!("run `{input}`: expected `{out}`, got error {}: {}", d.code, d.message))),
+            (Err(code), Err(d)) if d.code == code => rep.checks_passed += 1,
+            (Err(code), Err(d)) => rep.failures.push((e.line, format!("run `{input}`: expected error {code}, got error {}: {}", d.code, d.message))),
+            (Err(code), Ok(run)) => rep.failures.push((e.line, format!("run `{input}`: expected error {code}, got `{}`", fmt_seq(&run.output)))),
+        }
+    }
+    if changed {
+        let mut s = lines.join("\n");
+        if text.ends_with('\n') {
+            s.push('\n');
+        }
+        rep.blessed = Some(s);
+    }
+    rep
+}
+
+fn describe(diags: &[tfc_ir::Diagnostic]) -> String {
+    if diags.is_empty() {
+        return "no diagnostics".into();
+    }
+    diags.iter().map(|d| format!("{} ({})", d.code, d.message)).collect::<Vec<_>>().join("; ")
+}
+
+/// Every `.ir` file under `paths`, sorted.
+pub fn collect(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out
+}
+
+fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+    if p.is_dir() {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                walk(&e.path(), out);
+            }
+        }
+    } else if p.extension().is_some_and(|e| e == "ir") {
+        out.push(p.to_path_buf());
+    }
+}
