@@ -152,6 +152,21 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
         rep.failures.push((line, format!("unexpected error {code}: {}", d.message)));
     }
 
+    // The compiled model, for the same sample runs (exact, and f32 at the default beta).
+    let model = match &program {
+        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. })) => match check(p).map(|c| tfc_compiler::compile(&c)) {
+            Ok(Ok(c)) => Some(c.model),
+            Ok(Err(err)) => {
+                rep.failures.push((1, format!("does not compile: {err}")));
+                None
+            }
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let prepared_exact = model.as_ref().and_then(|m| tfc_ir::forward::PreparedModel::<tfc_ir::Rat>::new(m).ok());
+    let prepared_f32 = model.as_ref().and_then(|m| tfc_ir::forward::PreparedModel::<f32>::new(m).ok());
+
     // Sample runs.
     for e in &exps {
         let (input, want) = match &e.expect {
@@ -171,6 +186,20 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
         match (want, got) {
             (Ok(out), Ok(run)) => {
                 let expected = parse_seq(out);
+                if let (Some(pe), Some(pf)) = (&prepared_exact, &prepared_f32) {
+                    use tfc_ir::forward::{Attention, ForwardOptions};
+                    let opts = ForwardOptions::default();
+                    for (what, got) in [
+                        ("compiled (exact)", pe.run(&tokens, Attention::Hard, &opts).map(|r| r.outputs)),
+                        ("compiled (f32)", pf.run(&tokens, Attention::Softmax { beta: crate::DEFAULT_BETA }, &opts).map(|r| r.outputs)),
+                    ] {
+                        match got {
+                            Ok(o) if Some(&o) == expected.as_ref() => rep.checks_passed += 1,
+                            Ok(o) => rep.failures.push((e.line, format!("run `{input}`: expected `{out}`, {what} model gives `{}`", fmt_seq(&o)))),
+                            Err(err) => rep.failures.push((e.line, format!("run `{input}`: {what} model fails: {err}"))),
+                        }
+                    }
+                }
                 if expected.as_ref() == Some(&run.output) {
                     rep.checks_passed += 1;
                 } else if bless {

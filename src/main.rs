@@ -11,12 +11,16 @@
 
 mod corpus;
 mod render;
+mod show;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tfc_ir::value::{fmt_seq, parse_value};
 use tfc_ir::{check, interp, Checked, Diagnostic, Value};
+
+/// The default softmax inverse temperature for floating-point runs.
+pub(crate) const DEFAULT_BETA: f64 = 100.0;
 
 /// Exit codes, as documented.
 mod exit {
@@ -62,6 +66,40 @@ enum Cmd {
         /// Print this value instead of the program's output (`%name` or `name`).
         #[arg(long)]
         output: Option<String>,
+        /// Run the compiled transformer instead of the interpreter.
+        #[arg(long)]
+        compiled: bool,
+        /// Arithmetic for the compiled run: exact (hard attention), f64, f32, f16, bf16 (softmax).
+        #[arg(long, default_value = "exact")]
+        format: String,
+        /// Softmax inverse temperature for floating-point runs.
+        #[arg(long, default_value_t = DEFAULT_BETA)]
+        beta: f64,
+        /// Run this stored model (JSON from `tfc compile -o`) instead of compiling the program.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Compile a program to transformer weights.
+    Compile {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Write the model as JSON (exact rationals as strings).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Print sizes: layers, heads, MLPs, d_model, hidden widths, parameters.
+        #[arg(long)]
+        stats: bool,
+        /// With --stats: as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one stage of the pipeline readably.
+    Show {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// plan, schedule, layout or weights.
+        #[arg(long, default_value = "schedule")]
+        stage: String,
     },
     /// Run every corpus file's expectations.
     Test {
@@ -77,7 +115,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Check { files, json } => cmd_check(&files, json),
-        Cmd::Run { file, input, trace, json, output } => cmd_run(&file, &input, trace, json, output.as_deref()),
+        Cmd::Run { file, input, trace, json, output, compiled, format, beta, model } => {
+            if compiled || model.is_some() || format != "exact" {
+                cmd_run_compiled(&file, &input, json, &format, beta, model.as_deref())
+            } else {
+                cmd_run(&file, &input, trace, json, output.as_deref())
+            }
+        }
+        Cmd::Compile { file, output, stats, json } => cmd_compile(&file, output.as_deref(), stats, json),
+        Cmd::Show { file, stage } => cmd_show(&file, &stage),
         Cmd::Test { paths, bless } => cmd_test(paths, bless),
     };
     ExitCode::from(code)
@@ -325,4 +371,154 @@ fn cmd_test(paths: Vec<PathBuf>, bless: bool) -> u8 {
     } else {
         exit::FAILED
     }
+}
+
+fn compile_checked(path: &str, c: &Checked) -> Result<tfc_compiler::Compiled, u8> {
+    tfc_compiler::compile(c).map_err(|e| {
+        eprintln!("error[{}]: {path}: {e}", e.code());
+        if let tfc_compiler::CompileError::UnsupportedSelector { .. } = e {
+            eprintln!("  = hint: compute a combined value with seqmap and select on it");
+        }
+        exit::BAD_INPUT
+    })
+}
+
+fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool) -> u8 {
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let compiled = match compile_checked(&loaded.path, &checked) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let m = &compiled.model;
+    if let Some(o) = out {
+        if let Err(e) = std::fs::write(o, m.to_json()) {
+            eprintln!("error: cannot write {}: {e}", o.display());
+            return exit::BAD_INPUT;
+        }
+    }
+    if stats || out.is_none() {
+        let s = m.stats();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&s).expect("json"));
+        } else {
+            println!(
+                "{}: layers {}, heads {}, mlps {}, d_model {}, hidden [{}], params {}",
+                m.program,
+                s.layers,
+                s.heads,
+                s.mlps,
+                s.d_model,
+                s.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", "),
+                s.params
+            );
+        }
+    }
+    exit::OK
+}
+
+fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f64, model: Option<&Path>) -> u8 {
+    use tfc_ir::forward::{run_model_in, Attention, Format};
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let fmt: Format = match format.parse() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if !(beta.is_finite() && beta > 0.0) {
+        eprintln!("error: --beta must be a positive finite number");
+        return exit::BAD_INPUT;
+    }
+    let m = match model {
+        Some(p) => {
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", p.display());
+                    return exit::BAD_INPUT;
+                }
+            };
+            match tfc_ir::model::Model::from_json(&text) {
+                Ok(m) => {
+                    if m.program != checked.program.name || m.vocab != checked.program.vocab || m.max_len != checked.program.max_len {
+                        eprintln!(
+                            "error: {} is a model of `{}` (vocab of {}, max_len {}), not of {} (`{}`)",
+                            p.display(),
+                            m.program,
+                            m.vocab.len(),
+                            m.max_len,
+                            loaded.path,
+                            checked.program.name
+                        );
+                        return exit::BAD_INPUT;
+                    }
+                    m
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", p.display());
+                    return exit::BAD_INPUT;
+                }
+            }
+        }
+        None => match compile_checked(&loaded.path, &checked) {
+            Ok(c) => c.model,
+            Err(code) => return code,
+        },
+    };
+    let tokens = match read_input(input, &checked.program.vocab) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error[E0601]: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let attn = if fmt == Format::Exact { Attention::Hard } else { Attention::Softmax { beta } };
+    match run_model_in(fmt, &m, &tokens, attn) {
+        Ok(r) => {
+            if json {
+                let seq = |v: &[Value]| v.iter().map(|x| serde_json::Value::String(x.to_string())).collect::<Vec<_>>();
+                let obj = serde_json::json!({
+                    "program": m.program, "format": fmt.name(), "beta": if fmt == Format::Exact { None } else { Some(beta) },
+                    "input": seq(&tokens), "output": seq(&r.outputs), "loop_iterations": r.loop_iterations,
+                });
+                println!("{}", serde_json::to_string_pretty(&obj).expect("json"));
+            } else {
+                println!("{}", fmt_seq(&r.outputs));
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: the model failed on input `{}`: {e}", fmt_seq(&tokens));
+            exit::RUNTIME
+        }
+    }
+}
+
+fn cmd_show(file: &Path, stage: &str) -> u8 {
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let compiled = match compile_checked(&loaded.path, &checked) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match stage {
+        "plan" => print!("{}", compiled.plan),
+        "schedule" => print!("{}", tfc_compiler::schedule::describe(&compiled.plan, &compiled.schedule)),
+        "layout" => print!("{}", compiled.layout),
+        "weights" => print!("{}", show::weights(&compiled.model, &checked)),
+        other => {
+            eprintln!("error: unknown stage `{other}` (plan, schedule, layout, weights)");
+            return exit::BAD_INPUT;
+        }
+    }
+    exit::OK
 }

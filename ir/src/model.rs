@@ -99,7 +99,7 @@ impl Matrix {
             }
             entries.push((i, j, v));
         }
-        entries.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        entries.sort_by_key(|e| (e.0, e.1));
         let mut merged: Vec<(usize, usize, Rat)> = Vec::with_capacity(entries.len());
         for (i, j, v) in entries {
             match merged.last_mut() {
@@ -131,7 +131,7 @@ impl Matrix {
         Matrix::from_triplets(dense.len(), cols, triplets)
     }
 
-    /// The dense form, row by row.
+    /// The dense form, row by row (allocates `rows × cols`).
     pub fn to_dense(&self) -> Vec<Vec<Rat>> {
         let mut dense = vec![vec![Rat::zero(); self.cols]; self.rows];
         for (i, j, v) in &self.entries {
@@ -170,8 +170,8 @@ impl Matrix {
     fn check(&self, at: &str, rows: Option<usize>, cols: Option<usize>) -> Result<(), ModelError> {
         check_dim(at, "rows", self.rows)?;
         check_dim(at, "cols", self.cols)?;
-        let rows_ok = rows.map_or(true, |r| r == self.rows);
-        let cols_ok = cols.map_or(true, |c| c == self.cols);
+        let rows_ok = rows.unwrap_or(self.rows) == self.rows;
+        let cols_ok = cols.unwrap_or(self.cols) == self.cols;
         if !rows_ok || !cols_ok {
             let show = |n: Option<usize>, have: usize| n.unwrap_or(have).to_string();
             return Err(ModelError::Shape {
@@ -231,16 +231,14 @@ impl SparseVec {
         len: usize,
         pairs: impl IntoIterator<Item = (usize, Rat)>,
     ) -> Result<SparseVec, ModelError> {
-        let m = Matrix::from_triplets(1, len, pairs.into_iter().map(|(j, v)| (0, j, v)))
-            .map_err(|e| match e {
-                ModelError::EntryOutOfRange { entry, index, .. } => ModelError::EntryOutOfRange {
-                    at: "vector".into(),
-                    entry,
-                    index,
-                    shape: len.to_string(),
-                },
+        let m = Matrix::from_triplets(1, len, pairs.into_iter().map(|(j, v)| (0, j, v))).map_err(
+            |e| match e {
+                ModelError::EntryOutOfRange { entry, index, .. } => {
+                    ModelError::EntryOutOfRange { at: "vector".into(), entry, index, shape: len.to_string() }
+                }
                 other => other,
-            })?;
+            },
+        )?;
         Ok(SparseVec { len, entries: m.entries.into_iter().map(|(_, j, v)| (j, v)).collect() })
     }
 
@@ -427,6 +425,9 @@ pub struct Readout {
 ///
 /// The residual stream has dimension `d = basis.len()`. Positions are
 /// numbered with BOS at 0 and the input tokens at 1..=n.
+///
+/// Read files with [`Model::from_json`], which validates; deserialising
+/// with serde directly skips [`Model::validate`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
@@ -619,7 +620,9 @@ impl Model {
                     ));
                 }
                 if out.values.is_empty() {
-                    return bad("a numerical readout needs its value set (for floating-point decoding)".into());
+                    return bad(
+                        "a numerical readout needs its value set (for floating-point decoding)".into()
+                    );
                 }
                 if let Some(v) = out.values.iter().find(|v| !v.is_num()) {
                     return bad(format!("numerical readout value {v} is not a number"));
@@ -691,7 +694,7 @@ impl Model {
     pub fn to_json(&self) -> String {
         // Serialising plain data with string keys cannot fail.
         let compact = serde_json::to_string(self).expect("a model always serialises");
-        pretty_json(&compact, 88)
+        pretty_json(&compact, 72)
     }
 }
 
@@ -1265,7 +1268,7 @@ mod tests {
             max_len: 2,
             causal: true,
             basis: vec!["one".into(), "tokens:a".into(), "tokens:\"b\"".into()],
-            vocab: vec![Value::sym("a"), Value::sym("3"), Value::ratio(-3, 2)],
+            vocab: vec![Value::sym("a, [b]: {é}\\\"\n"), Value::sym("3"), Value::ratio(-3, 2)],
             token_embed: Matrix::from_triplets(
                 4,
                 3,
@@ -1327,12 +1330,19 @@ mod tests {
 
     #[test]
     fn triplets_are_summed_sorted_and_zero_free() {
-        let m = Matrix::from_triplets(2, 2, [(1, 1, r(1, 1)), (0, 1, r(1, 2)), (1, 1, r(-1, 1)), (0, 1, r(1, 2))])
-            .unwrap();
+        let m = Matrix::from_triplets(
+            2,
+            2,
+            [(1, 1, r(1, 1)), (0, 1, r(1, 2)), (1, 1, r(-1, 1)), (0, 1, r(1, 2))],
+        )
+        .unwrap();
         assert_eq!(m.entries, vec![(0, 1, r(1, 1))]);
         assert_eq!(m.get(0, 1), r(1, 1));
         assert_eq!(m.get(1, 1), r(0, 1));
-        assert!(matches!(Matrix::from_triplets(2, 2, [(2, 0, r(1, 1))]), Err(ModelError::EntryOutOfRange { .. })));
+        assert!(matches!(
+            Matrix::from_triplets(2, 2, [(2, 0, r(1, 1))]),
+            Err(ModelError::EntryOutOfRange { .. })
+        ));
         assert_eq!(Matrix::from_dense(2, &m.to_dense()).unwrap(), m);
     }
 
@@ -1377,7 +1387,10 @@ mod tests {
         assert!(matches!(mutate(r#""-1/2""#, "1"), Err(ModelError::Schema { .. })));
         // Bad rationals, with the reason.
         let bad = |to: &str| mutate(r#""-1/2""#, to);
-        assert!(matches!(bad(r#""1/0""#), Err(ModelError::BadRational { error: RatError::ZeroDenominator, .. })));
+        assert!(matches!(
+            bad(r#""1/0""#),
+            Err(ModelError::BadRational { error: RatError::ZeroDenominator, .. })
+        ));
         assert!(matches!(bad(r#""nan""#), Err(ModelError::BadRational { error: RatError::Malformed, .. })));
         assert!(matches!(bad(r#""1e5""#), Err(ModelError::BadRational { error: RatError::Malformed, .. })));
         let huge = format!("\"{}\"", "7".repeat(600));
@@ -1429,6 +1442,29 @@ mod tests {
         m.layers.push(Layer::default());
         m.loops.push(LoopSpec { layers: 0..2, stop: LoopStop::Fixed(1) });
         assert!(matches!(m.validate(), Err(ModelError::BadLoop { index: 1, .. })));
+    }
+
+    #[test]
+    fn no_truncation_or_corruption_panics() {
+        // Every prefix, and every byte replaced by a few troublemakers,
+        // must give a model or an error, never a panic.
+        let text = sample().to_json();
+        let bytes = text.as_bytes();
+        // (The text minus its final newline is still the whole model.)
+        for end in 0..text.trim_end().len() {
+            if text.is_char_boundary(end) {
+                assert!(Model::from_json(&text[..end]).is_err());
+            }
+        }
+        for k in 0..bytes.len() {
+            for b in [b'0', b'9', b'-', b'/', b'"', b'[', b'}', b',', b'x'] {
+                let mut mutated = bytes.to_vec();
+                mutated[k] = b;
+                if let Ok(t) = std::str::from_utf8(&mutated) {
+                    let _ = Model::from_json(t);
+                }
+            }
+        }
     }
 
     #[test]
