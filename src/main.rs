@@ -27,7 +27,6 @@ mod exit {
     pub const OK: u8 = 0;
     pub const FAILED: u8 = 1;
     pub const BAD_INPUT: u8 = 2;
-    #[allow(dead_code, reason = "used by `tfc verify` for unknown verdicts")]
     pub const UNKNOWN: u8 = 3;
     pub const RUNTIME: u8 = 4;
 }
@@ -93,6 +92,29 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Compile (or load) and prove every block step-equivalent to the program.
+    Verify {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Verify this stored model instead of compiling the program.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write every solver query as an SMT-LIB2 file into this directory.
+        #[arg(long)]
+        emit_smt: Option<PathBuf>,
+        /// Timeout per solver query, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u32,
+        /// Most value combinations one block check enumerates.
+        #[arg(long, default_value_t = 200_000)]
+        enum_limit: usize,
+        /// Inputs for the differential run (evidence, reported apart from proofs).
+        #[arg(long, default_value_t = 2_000)]
+        evidence_inputs: usize,
+    },
     /// Print one stage of the pipeline readably.
     Show {
         /// The `.ir` file.
@@ -109,6 +131,17 @@ enum Cmd {
         #[arg(long)]
         bless: bool,
     },
+    /// Export the compiled model: dense f32 safetensors plus a JSON config.
+    Export {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Write `model.safetensors` and `config.json` into this directory (created if missing).
+        #[arg(long, value_name = "OUT_DIR")]
+        safetensors: PathBuf,
+        /// The softmax inverse temperature recorded in the config.
+        #[arg(long, default_value_t = DEFAULT_BETA)]
+        beta: f64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -124,7 +157,12 @@ fn main() -> ExitCode {
         }
         Cmd::Compile { file, output, stats, json } => cmd_compile(&file, output.as_deref(), stats, json),
         Cmd::Show { file, stage } => cmd_show(&file, &stage),
+        Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs } => {
+            let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs };
+            cmd_verify(&file, model.as_deref(), json, &opts)
+        }
         Cmd::Test { paths, bless } => cmd_test(paths, bless),
+        Cmd::Export { file, safetensors, beta } => cmd_export(&file, &safetensors, beta),
     };
     ExitCode::from(code)
 }
@@ -521,4 +559,128 @@ fn cmd_show(file: &Path, stage: &str) -> u8 {
         }
     }
     exit::OK
+}
+
+fn cmd_export(file: &Path, dir: &Path, beta: f64) -> u8 {
+    if !(beta.is_finite() && beta > 0.0) {
+        eprintln!("error: --beta must be a positive finite number");
+        return exit::BAD_INPUT;
+    }
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let compiled = match compile_checked(&loaded.path, &checked) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rules = tfc_compiler::export::InputRules::of(&checked.program);
+    match tfc_compiler::export::export_safetensors_with(&compiled.model, beta, rules, dir) {
+        Ok(s) => {
+            println!(
+                "{}: wrote {} ({} tensors, {} f32 parameters) and {}",
+                compiled.model.program,
+                s.weights.display(),
+                s.tensors,
+                s.params,
+                s.config.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {}: {e}", loaded.path);
+            exit::BAD_INPUT
+        }
+    }
+}
+
+/// Reads a stored model and checks that it belongs to the program.
+fn read_model(p: &Path) -> Result<tfc_ir::model::Model, u8> {
+    let text = std::fs::read_to_string(p).map_err(|e| {
+        eprintln!("error: cannot read {}: {e}", p.display());
+        exit::BAD_INPUT
+    })?;
+    tfc_ir::model::Model::from_json(&text).map_err(|e| {
+        eprintln!("error: {}: {e}", p.display());
+        exit::BAD_INPUT
+    })
+}
+
+fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier::Options) -> u8 {
+    use tfc_verifier::Verdict;
+    let (loaded, checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let m = match model {
+        Some(p) => match read_model(p) {
+            Ok(m) => m,
+            Err(code) => return code,
+        },
+        None => match compile_checked(&loaded.path, &checked) {
+            Ok(c) => c.model,
+            Err(code) => return code,
+        },
+    };
+    let report = match tfc_verifier::verify(&checked, &m, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    } else {
+        println!("verify {} ({})", loaded.path, report.program);
+        for b in &report.blocks {
+            let layer = b.layer.map_or("-".to_string(), |l| l.to_string());
+            println!(
+                "  layer {layer:>2}  {:<10} {:<28} {:<12} {:<8} {:>8.1} ms  {}",
+                b.kind,
+                truncate(&b.instructions.join(", "), 28),
+                truncate(&b.method, 12),
+                b.verdict.to_string(),
+                b.time_ms,
+                b.detail
+            );
+        }
+        if let Some(c) = &report.counterexample {
+            println!("counterexample:");
+            println!("  input       {}", c.input.join(" "));
+            println!("  position    {}", c.position);
+            println!("  expected    {} (interpreter)", c.expected);
+            println!("  actual      {} (model)", c.actual);
+            println!("  block       {} [{}]", c.block, c.instruction);
+            println!("  failed      {}", c.check);
+        }
+        let ev = &report.evidence;
+        println!(
+            "evidence: {} inputs run against the interpreter ({}), {} mismatches, {} skipped",
+            ev.inputs,
+            if ev.exhaustive { "all admitted inputs" } else { "sampled" },
+            ev.mismatches,
+            ev.skipped
+        );
+        if !report.smt_files.is_empty() {
+            println!("smt: {} queries written", report.smt_files.len());
+        }
+        let (p, r, u) = report.counts();
+        println!("{}: {p} proved, {r} refuted, {u} unknown", report.verdict);
+    }
+    match report.verdict {
+        Verdict::Proved => exit::OK,
+        Verdict::Refuted => exit::FAILED,
+        Verdict::Unknown => exit::UNKNOWN,
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
 }

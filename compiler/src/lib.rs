@@ -17,6 +17,8 @@
 
 #![warn(missing_docs)]
 
+pub mod diff;
+pub mod export;
 pub mod layout;
 pub mod lower;
 pub mod plan;

@@ -25,6 +25,7 @@ use crate::diag::{codes, Diagnostic};
 use crate::eval;
 use crate::value::{Rat, Value, ValueSet, BOS_SYMBOL};
 use num_bigint::BigInt;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The longest input accepted.
@@ -41,6 +42,11 @@ pub const MAX_PRODUCT: usize = 4_000_000;
 pub const MAX_ITERATIONS: usize = 100_000;
 /// How many inputs the checker runs looking for an ambiguous aggregate.
 pub const AGGREGATE_SEARCH_BUDGET: usize = 20_000;
+/// How far the static selector analyses (always-true, single-key,
+/// pinned-value, past-only, injectivity) follow definitions back through
+/// `and` / `or` / `not` / `map` before giving up (conservatively: "cannot
+/// show it"). Real programs are nowhere near; it bounds the stack.
+const MAX_ANALYSIS_DEPTH: usize = 128;
 
 /// What a definition is.
 #[derive(Clone, Debug, PartialEq)]
@@ -144,7 +150,14 @@ pub fn check(p: &Program) -> Result<Checked, Vec<Diagnostic>> {
         visible: HashMap::new(),
         loop_count: 0,
         reads: BTreeSet::new(),
+        lets: HashMap::new(),
+        memo: RefCell::new(HashMap::new()),
+        analysis_depth: Cell::new(0),
     };
+    for l in all_lets(&p.body) {
+        // The first definition, as `find_let` finds it.
+        c.lets.entry(l.name.text.as_str()).or_insert(l);
+    }
     c.header();
     c.stmts(&p.body, Scope::Top);
     c.output();
@@ -171,6 +184,25 @@ struct Checker<'p> {
     loop_count: usize,
     /// Names read by some instruction (for unused warnings).
     reads: BTreeSet<String>,
+    /// Every `Let` by name (the first definition, as [`find_let`]), so that
+    /// the analyses look a name up in constant time.
+    lets: HashMap<&'p str, &'p Let>,
+    /// Answers of the recursive selector analyses, by analysis and names:
+    /// `and %s1, %s1` chains share operands, and without memory the
+    /// analyses took time exponential in the chain's length.
+    memo: RefCell<HashMap<(Analysis, String, String), bool>>,
+    /// How deep the analyses are nested right now.
+    analysis_depth: Cell<usize>,
+}
+
+/// The recursive static analyses, for [`Checker::memo`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Analysis {
+    AlwaysTrue,
+    Injective,
+    AtMostOneKey,
+    ValuePinned,
+    PastOnly,
 }
 
 /// The outcome of looking up an operand.
@@ -185,6 +217,29 @@ enum Lookup {
 impl<'p> Checker<'p> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// The `Let` defining `name`.
+    fn find(&self, name: &str) -> Option<&'p Let> {
+        self.lets.get(name).copied()
+    }
+
+    /// `f()`, computed once per (analysis, a, b); `false` ("cannot show
+    /// it", which every analysis may answer) past [`MAX_ANALYSIS_DEPTH`].
+    fn memoised(&self, what: Analysis, a: &str, b: &str, f: impl FnOnce() -> bool) -> bool {
+        let key = (what, a.to_string(), b.to_string());
+        if let Some(&v) = self.memo.borrow().get(&key) {
+            return v;
+        }
+        let depth = self.analysis_depth.get();
+        if depth >= MAX_ANALYSIS_DEPTH {
+            return false;
+        }
+        self.analysis_depth.set(depth + 1);
+        let v = f();
+        self.analysis_depth.set(depth);
+        self.memo.borrow_mut().insert(key, v);
+        v
     }
 
     fn header(&mut self) {
@@ -325,7 +380,9 @@ impl<'p> Checker<'p> {
     /// Checks one instruction and infers what it defines; `None` if it failed.
     fn let_kind(&mut self, l: &Let) -> Option<Kind> {
         let p = self.prog;
-        let n = p.max_len;
+        // An out-of-range `max_len` has been reported; going on with it
+        // would build sets of up to 2^64 values.
+        let n = p.max_len.min(MAX_MAX_LEN);
         if l.op.is_selector() {
             if l.enc.is_some() {
                 self.err(Diagnostic::error(codes::ENCODING, l.span, format!("`{}` defines a selector, which has no encoding", l.name))
@@ -567,12 +624,12 @@ impl<'p> Checker<'p> {
 
     /// Whether a selector is syntactically always true.
     fn is_always_true(&self, sel: &Name) -> bool {
-        match find_let(self.prog, &sel.text).map(|l| &l.op) {
+        self.memoised(Analysis::AlwaysTrue, &sel.text, "", || match self.find(&sel.text).map(|l| &l.op) {
             Some(Op::Select { pred: Pred::Cmp(CmpPred::True), .. }) => true,
             Some(Op::And(a, b)) => self.is_always_true(a) && self.is_always_true(b),
             Some(Op::Or(a, b)) => self.is_always_true(a) || self.is_always_true(b),
             _ => false,
-        }
+        })
     }
 
     fn loop_stmt(&mut self, lp: &Loop) {
@@ -719,10 +776,14 @@ impl<'p> Checker<'p> {
 
     /// Whether a selector never selects a key after its query.
     fn past_only(&self, sel: &str) -> bool {
-        let Some(l) = find_let(self.prog, sel) else { return false };
+        self.memoised(Analysis::PastOnly, sel, "", || self.past_only_uncached(sel))
+    }
+
+    fn past_only_uncached(&self, sel: &str) -> bool {
+        let Some(l) = self.find(sel) else { return false };
         match &l.op {
             Op::Select { keys, queries, pred } => {
-                let is_idx = |n: &Name| find_let(self.prog, &n.text).is_some_and(|l| l.op == Op::Indices);
+                let is_idx = |n: &Name| self.find(&n.text).is_some_and(|l| l.op == Op::Indices);
                 if !(is_idx(keys) && is_idx(queries)) {
                     return matches!(pred, Pred::Cmp(CmpPred::False));
                 }
@@ -799,13 +860,17 @@ impl<'p> Checker<'p> {
 
     /// Whether a value's positions carry pairwise distinct values on every input.
     fn injective(&self, name: &str) -> bool {
-        match find_let(self.prog, name).map(|l| &l.op) {
+        self.memoised(Analysis::Injective, name, "", || self.injective_uncached(name))
+    }
+
+    fn injective_uncached(&self, name: &str) -> bool {
+        match self.find(name).map(|l| &l.op) {
             Some(Op::Indices) => true,
             Some(Op::Tokens) => self.prog.distinct,
             Some(Op::Map { arg, .. }) => {
                 // An injective function of an injective value.
                 let Some(s) = self.info.get(&arg.text).and_then(|i| i.set()) else { return false };
-                let Some(Op::Map { func, .. }) = find_let(self.prog, name).map(|l| &l.op) else { return false };
+                let Some(Op::Map { func, .. }) = self.find(name).map(|l| &l.op) else { return false };
                 let images: Option<BTreeSet<Value>> = s.iter().map(|v| eval::apply(func, std::slice::from_ref(v)).ok()).collect();
                 self.injective(&arg.text) && images.is_some_and(|im| im.len() == s.len())
             }
@@ -815,7 +880,11 @@ impl<'p> Checker<'p> {
 
     /// Whether a selector selects at most one key for every query.
     fn at_most_one_key(&self, sel: &str) -> bool {
-        let Some(l) = find_let(self.prog, sel) else { return false };
+        self.memoised(Analysis::AtMostOneKey, sel, "", || self.at_most_one_key_uncached(sel))
+    }
+
+    fn at_most_one_key_uncached(&self, sel: &str) -> bool {
+        let Some(l) = self.find(sel) else { return false };
         match &l.op {
             Op::Select { keys, queries, pred } => {
                 if !self.injective(&keys.text) {
@@ -834,13 +903,17 @@ impl<'p> Checker<'p> {
     /// Whether the aggregated value is a function of the key that the
     /// predicate pins down for each query value.
     fn value_pinned(&self, sel: &str, values: &str) -> bool {
-        let Some(l) = find_let(self.prog, sel) else { return false };
+        self.memoised(Analysis::ValuePinned, sel, values, || self.value_pinned_uncached(sel, values))
+    }
+
+    fn value_pinned_uncached(&self, sel: &str, values: &str) -> bool {
+        let Some(l) = self.find(sel) else { return false };
         match &l.op {
             Op::Select { keys, queries, pred } => {
                 let f: Box<dyn Fn(&Value) -> Option<Value>> = if keys.text == values {
                     Box::new(|k: &Value| Some(k.clone()))
                 } else {
-                    match find_let(self.prog, values).map(|l| &l.op) {
+                    match self.find(values).map(|l| &l.op) {
                         Some(Op::Map { arg, func }) if arg.text == keys.text => {
                             let func = func.clone();
                             Box::new(move |k: &Value| eval::apply(&func, std::slice::from_ref(k)).ok())
@@ -906,9 +979,16 @@ pub fn means(vals: &[Rat], n: usize, limit: usize) -> Option<ValueSet> {
     let base: BTreeSet<Rat> = vals.iter().cloned().collect();
     let mut sums = base.clone();
     let mut out: BTreeSet<Rat> = base.clone();
+    // Work is |sums| × |values| per length; cap it so that a hopeless set is
+    // rejected in well under a second instead of after minutes.
+    let mut work: usize = 0;
     for m in 2..=n {
         let mut next = BTreeSet::new();
         for s in &sums {
+            work += base.len();
+            if work > 20 * limit {
+                return None;
+            }
             for v in &base {
                 next.insert(s + v);
                 if next.len() > limit {

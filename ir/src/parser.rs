@@ -4,7 +4,8 @@
 //! first syntax error (later errors in a broken file are mostly noise) and
 //! returns it as a [`Diagnostic`]; it never panics, whatever the bytes.
 //! Nesting is bounded ([`MAX_DEPTH`]) so that deep input cannot overflow
-//! the stack, and the file size is bounded ([`MAX_SOURCE_BYTES`]).
+//! the stack, neither here nor in whatever walks the tree later, and the
+//! file size is bounded ([`MAX_SOURCE_BYTES`]).
 //!
 //! ```
 //! let src = "program p { vocab {1, 2} max_len 3 %t = tokens output %t }";
@@ -22,9 +23,13 @@ use num_bigint::BigInt;
 
 /// The largest source accepted, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 1 << 20;
-/// The deepest nesting of expressions accepted.
+/// The deepest nesting of expressions accepted: both the depth of the
+/// expression tree (`x + x + x` is three levels deep: two `+` nodes and a
+/// leaf) and the nesting of parentheses, unary operators and calls as
+/// written (`((x))` is two levels).
 pub const MAX_DEPTH: usize = 64;
-/// The largest `a..b` range accepted in a set, in elements.
+/// The largest `a..b` range accepted in a set, in elements; also the most
+/// elements one written set may hold once its ranges are expanded.
 pub const MAX_RANGE: usize = 100_000;
 
 /// Parses a whole file given as bytes (checks UTF-8 and size first).
@@ -163,17 +168,28 @@ impl Parser {
             _ => Err(self.unexpected(what)),
         }
     }
+    /// One level of written nesting: a `(`, a unary operator or a call.
     fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Diagnostic::error(
-                codes::TOO_DEEP,
-                self.span(),
-                format!("nesting deeper than {MAX_DEPTH} levels"),
-            )
-            .with_hint("split the expression into several `map` instructions"));
+            return Err(self.too_deep(self.span()));
         }
         Ok(())
+    }
+    fn too_deep(&self, span: Span) -> Diagnostic {
+        Diagnostic::error(codes::TOO_DEEP, span, format!("nesting deeper than {MAX_DEPTH} levels"))
+            .with_hint("split the expression into several `map` instructions")
+    }
+    /// The depth of a new node over children of depth `below`. A
+    /// left-associative chain such as `x + x + ... + x` is parsed by a loop
+    /// without recursing, so the written nesting does not bound the tree;
+    /// this does, so that everything that walks the tree recursively later
+    /// (checker, printer, evaluator, `Drop`) has a bounded stack.
+    fn node_depth(&self, below: usize, span: Span) -> PResult<usize> {
+        if below + 1 > MAX_DEPTH {
+            return Err(self.too_deep(span));
+        }
+        Ok(below + 1)
     }
     fn leave(&mut self) {
         self.depth -= 1;
@@ -505,12 +521,20 @@ impl Parser {
                             format!("range of {count} values is larger than the limit of {MAX_RANGE}"),
                         ));
                     }
+                    // Each range is bounded, and so is the whole set: many
+                    // ranges must not add up to billions of values.
+                    if count > BigInt::from(MAX_RANGE - out.len()) {
+                        return Err(set_too_large(span));
+                    }
                     let mut x = lo;
                     while x <= hi {
                         out.push(Value::Num(crate::value::Rat::from_integer(x.clone())));
                         x += 1;
                     }
                 } else {
+                    if out.len() >= MAX_RANGE {
+                        return Err(set_too_large(start.to(self.prev_span())));
+                    }
                     out.push(v);
                 }
                 if !self.eat_punct(",") {
@@ -575,7 +599,7 @@ impl Parser {
     // ---- expressions ----
 
     fn expr(&mut self) -> PResult<Expr> {
-        self.binary(1)
+        Ok(self.binary(1)?.0)
     }
 
     fn binop(&self) -> Option<BinOp> {
@@ -597,23 +621,26 @@ impl Parser {
         })
     }
 
-    /// Precedence climbing; comparisons (level 3) do not chain.
-    fn binary(&mut self, min_prec: u8) -> PResult<Expr> {
-        self.enter()?;
-        let mut lhs = self.unary()?;
+    /// Precedence climbing; comparisons (level 3) do not chain. Returns
+    /// the expression and the depth of its tree.
+    ///
+    /// The recursion for a right operand raises `min_prec`, so it nests at
+    /// most five deep between two levels of written nesting (`enter`).
+    fn binary(&mut self, min_prec: u8) -> PResult<(Expr, usize)> {
+        let (mut lhs, mut depth) = self.unary()?;
         while let Some(op) = self.binop() {
             let prec = op.precedence();
             if prec < min_prec {
                 break;
             }
-            self.bump();
-            let rhs = self.binary(prec + 1)?;
+            let op_span = self.bump().1;
+            let (rhs, rdepth) = self.binary(prec + 1)?;
+            depth = self.node_depth(depth.max(rdepth), op_span)?;
             let span = lhs.span.to(rhs.span);
             lhs = Expr { kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span };
             if prec == 3 {
                 if let Some(next) = self.binop() {
                     if next.precedence() == 3 {
-                        self.leave();
                         return Err(Diagnostic::error(
                             codes::UNEXPECTED,
                             self.span(),
@@ -624,34 +651,41 @@ impl Parser {
                 }
             }
         }
-        self.leave();
-        Ok(lhs)
+        Ok((lhs, depth))
     }
 
-    fn unary(&mut self) -> PResult<Expr> {
+    fn unary(&mut self) -> PResult<(Expr, usize)> {
         let span = self.span();
         if self.is_punct("-") || self.is_punct("!") {
             let op = if self.is_punct("-") { UnOp::Neg } else { UnOp::Not };
             self.bump();
-            self.enter()?;
-            let inner = self.unary()?;
-            self.leave();
+            // `-3` is one literal, not a level of nesting (nor a recursion
+            // that needs bounding).
+            let literal = op == UnOp::Neg && matches!(self.peek(), Tok::Number(_));
+            if !literal {
+                self.enter()?;
+            }
+            let (inner, depth) = self.unary()?;
+            if !literal {
+                self.leave();
+            }
             let span = span.to(inner.span);
             // `-` on a literal number is that negative literal, so that
             // printing `-3` and parsing it back gives the same tree.
             if op == UnOp::Neg {
                 if let ExprKind::Lit(Value::Num(r)) = &inner.kind {
                     if matches!(self.toks[self.pos - 1].0, Tok::Number(_)) {
-                        return Ok(Expr { kind: ExprKind::Lit(Value::Num(-r.clone())), span });
+                        return Ok((Expr { kind: ExprKind::Lit(Value::Num(-r.clone())), span }, depth));
                     }
                 }
             }
-            return Ok(Expr { kind: ExprKind::Unary(op, Box::new(inner)), span });
+            let depth = self.node_depth(depth, span)?;
+            return Ok((Expr { kind: ExprKind::Unary(op, Box::new(inner)), span }, depth));
         }
         self.atom()
     }
 
-    fn atom(&mut self) -> PResult<Expr> {
+    fn atom(&mut self) -> PResult<(Expr, usize)> {
         let span = self.span();
         match self.peek().clone() {
             Tok::Number(text) => {
@@ -659,20 +693,20 @@ impl Parser {
                 let r = parse_rat(&text).ok_or_else(|| {
                     Diagnostic::error(codes::BAD_NUMBER, span, format!("`{text}` is not a number"))
                 })?;
-                Ok(Expr { kind: ExprKind::Lit(Value::Num(r)), span })
+                Ok((Expr { kind: ExprKind::Lit(Value::Num(r)), span }, 1))
             }
             Tok::Str(s) => {
                 self.bump();
-                Ok(Expr { kind: ExprKind::Lit(Value::Sym(s)), span })
+                Ok((Expr { kind: ExprKind::Lit(Value::Sym(s)), span }, 1))
             }
             Tok::Punct("(") => {
                 self.bump();
                 self.enter()?;
-                let e = self.expr()?;
+                let (e, depth) = self.binary(1)?;
                 self.leave();
                 let end = self.expect_punct(")")?;
                 // Parentheses leave no node behind; the span widens.
-                Ok(Expr { kind: e.kind, span: span.to(end) })
+                Ok((Expr { kind: e.kind, span: span.to(end) }, depth))
             }
             Tok::Word(w) => {
                 self.bump();
@@ -684,7 +718,7 @@ impl Parser {
                     _ => None,
                 };
                 if let Some(v) = var {
-                    return Ok(Expr { kind: ExprKind::Var(v), span });
+                    return Ok((Expr { kind: ExprKind::Var(v), span }, 1));
                 }
                 let Some(f) = Builtin::from_name(&w) else {
                     return Err(Diagnostic::error(
@@ -698,10 +732,13 @@ impl Parser {
                 };
                 self.expect_punct("(")?;
                 let mut args = Vec::new();
+                let mut depth = 0;
                 self.enter()?;
                 if !self.is_punct(")") {
                     loop {
-                        args.push(self.expr()?);
+                        let (arg, d) = self.binary(1)?;
+                        args.push(arg);
+                        depth = depth.max(d);
                         if !self.eat_punct(",") {
                             break;
                         }
@@ -716,11 +753,21 @@ impl Parser {
                         format!("`{}` takes {} argument(s), found {}", f.name(), f.arity(), args.len()),
                     ));
                 }
-                Ok(Expr { kind: ExprKind::Call(f, args), span: span.to(end) })
+                let depth = self.node_depth(depth, span)?;
+                Ok((Expr { kind: ExprKind::Call(f, args), span: span.to(end) }, depth))
             }
             _ => Err(self.unexpected("an expression")),
         }
     }
+}
+
+fn set_too_large(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        codes::SET_TOO_LARGE,
+        span,
+        format!("set of more than {MAX_RANGE} values is larger than the limit"),
+    )
+    .with_hint("no vocabulary or value set can be that large")
 }
 
 #[cfg(test)]
