@@ -867,6 +867,36 @@ impl<'p> Checker<'p> {
         match self.find(name).map(|l| &l.op) {
             Some(Op::Indices) => true,
             Some(Op::Tokens) => self.prog.distinct,
+            // The number of keys below (or above) a key is strictly monotone in
+            // the key, so it is injective when the keys are (non-causal only:
+            // under causal attention each position counts a different prefix).
+            Some(Op::Width(sel)) if !self.prog.causal => match find_let(self.prog, &sel.text).map(|l| &l.op) {
+                Some(Op::Select { keys, queries, pred: Pred::Cmp(CmpPred::Lt | CmpPred::Gt) }) => {
+                    keys.text == queries.text && self.injective(&keys.text)
+                }
+                _ => false,
+            },
+            // A function injective on pairs, one of whose arguments is injective.
+            Some(Op::SeqMap { lhs, rhs, func }) => {
+                let (Some(a), Some(b)) = (self.info.get(&lhs.text).and_then(|i| i.set()), self.info.get(&rhs.text).and_then(|i| i.set())) else {
+                    return false;
+                };
+                if a.len().saturating_mul(b.len()) > 1_000_000 || !(self.injective(&lhs.text) || self.injective(&rhs.text)) {
+                    return false;
+                }
+                let mut images = BTreeSet::new();
+                for x in a {
+                    for y in b {
+                        match eval::apply(func, &[x.clone(), y.clone()]) {
+                            Ok(v) => {
+                                images.insert(v);
+                            }
+                            Err(_) => return false,
+                        }
+                    }
+                }
+                images.len() == a.len() * b.len()
+            }
             Some(Op::Map { arg, .. }) => {
                 // An injective function of an injective value.
                 let Some(s) = self.info.get(&arg.text).and_then(|i| i.set()) else { return false };

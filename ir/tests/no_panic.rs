@@ -10,7 +10,8 @@
 //!
 //! Every diagnostic's spans must lie inside the source, on character
 //! boundaries: the CLI renders them, and a renderer given a span past the
-//! end panics.
+//! end panics. And whatever parses must print to text that parses back to
+//! the same program.
 
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use tfc_ir::check::SplitMix;
 use tfc_ir::diag::codes;
 use tfc_ir::interp::{self, RunOptions};
-use tfc_ir::{check, parse_bytes, Diagnostic, Program, Value};
+use tfc_ir::{check, parse, parse_bytes, print, Diagnostic, Program, Value};
 
 /// What parsing and checking gave: the codes of every error, or `Ok`.
 #[derive(Debug, PartialEq)]
@@ -43,6 +44,12 @@ fn drive(bytes: &[u8], seed: u64) -> Outcome {
             return Outcome::ParseError(d.code);
         }
     };
+    // Whatever parses prints to text that parses back to it (unless the
+    // canonical form outgrows the size limit: `0.1` prints as `1/10`).
+    let printed = print(&prog);
+    if printed.len() <= tfc_ir::parser::MAX_SOURCE_BYTES {
+        assert_eq!(parse(&printed).as_ref(), Ok(&prog), "printed:\n{printed}");
+    }
     match check(&prog) {
         Err(ds) => {
             assert!(ds.iter().any(|d| d.is_error()), "check failed without an error: {ds:?}");

@@ -13,7 +13,7 @@ use num_traits::{Signed, Zero};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
-use tfc_ir::ast::{Encoding, Init, Let, Op, Pred, Stmt, Stop};
+use tfc_ir::ast::{Encoding, Init, Let, Op, Stmt, Stop};
 use tfc_ir::check::{all_lets, AggregateVerdict, Checked, Scope};
 use tfc_ir::eval;
 use tfc_ir::model::{Head, LoopStop, Matrix, Mlp, Model};
@@ -164,9 +164,39 @@ impl Ctx<'_> {
         let l = self.lets.get(sel).ok_or_else(|| sel.to_string())?;
         match &l.op {
             Op::Select { keys, queries, pred } => {
-                let k = self.value_of(&keys.text, kasg)?;
-                let q = self.value_of(&queries.text, qasg)?;
-                eval::holds(pred, &k, &q).map_err(|e| e.to_string())
+                // A side the head does not read is fine when the predicate does not
+                // depend on it: it must then give the same answer for every value
+                // of that side's set.
+                let side = |name: &str, asg: &Assignment| -> Result<Vec<Value>, String> {
+                    match self.value_of(name, asg) {
+                        Ok(v) => Ok(vec![v]),
+                        Err(missing) => {
+                            let set = self.set_of(name);
+                            if set.is_empty() {
+                                Err(missing)
+                            } else {
+                                Ok(set)
+                            }
+                        }
+                    }
+                };
+                let ks = side(&keys.text, kasg)?;
+                let qs = side(&queries.text, qasg)?;
+                let mut answer = None;
+                for k in &ks {
+                    for q in &qs {
+                        let h = eval::holds(pred, k, q).map_err(|e| e.to_string())?;
+                        match answer {
+                            None => answer = Some(h),
+                            Some(a) if a != h => {
+                                let missing = if ks.len() > 1 { &keys.text } else { &queries.text };
+                                return Err(missing.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Ok(answer.unwrap_or(false))
             }
             Op::And(a, b) => Ok(self.selected(&a.text, kasg, qasg)? && self.selected(&b.text, kasg, qasg)?),
             Op::Or(a, b) => Ok(self.selected(&a.text, kasg, qasg)? || self.selected(&b.text, kasg, qasg)?),
@@ -1139,11 +1169,3 @@ fn commit_smt(ctx: &Ctx, m: &Mlp, k: usize, vars: &[String], lp: &tfc_ir::ast::L
     }
 }
 
-#[allow(dead_code, reason = "kept for predicate tables in diagnostics")]
-fn pred_name(p: &Pred) -> &'static str {
-    match p {
-        Pred::Cmp(c) => c.keyword(),
-        Pred::Expr(_) => "expression",
-        Pred::Table(_) => "table",
-    }
-}
