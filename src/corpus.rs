@@ -8,6 +8,14 @@
 //! files. A file without a single expectation fails: a check that cannot
 //! fail is a defect. `--bless` rewrites the outputs of the `run` lines
 //! that disagree, for deliberate changes only, and says what it rewrote.
+//!
+//! `; stats: layers=3 heads=2 mlps=2 d_model=36 params=3982` (any subset
+//! of the keys, at least one) checks the compiled model's size figures
+//! ([`tfc_ir::model::ModelStats`], counted as Tracr counts them). Sizes
+//! are a measurement, not a semantic value, so they are the one
+//! expectation that `--bless` is meant to fill from the tool: it rewrites
+//! a disagreeing stats line with the actual figures for the keys it names,
+//! and a bare `; stats:` with `layers heads d_model params`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -35,6 +43,56 @@ pub enum Expect {
     Error(String),
     /// `; warning: CODE`
     Warning(String),
+    /// `; stats: layers=L heads=H mlps=M d_model=D params=P`, any subset;
+    /// `None` for a key the line does not name.
+    Stats {
+        /// Layers (attention sublayer + MLP sublayer).
+        layers: Option<usize>,
+        /// Attention heads.
+        heads: Option<usize>,
+        /// MLP blocks.
+        mlps: Option<usize>,
+        /// Residual width.
+        d_model: Option<usize>,
+        /// Dense parameter count.
+        params: Option<u64>,
+    },
+    /// An expectation line that names a known kind but cannot be read
+    /// (e.g. `; stats: depth=3`): a failure, never silently skipped.
+    Unreadable(String),
+}
+
+/// The keys of a `; stats:` line, in the order `--bless` writes them.
+const STATS_KEYS: [&str; 5] = ["layers", "heads", "mlps", "d_model", "params"];
+
+fn parse_stats(text: &str) -> Expect {
+    let mut got: [Option<u64>; 5] = [None; 5];
+    for item in text.split_whitespace() {
+        let Some((key, value)) = item.split_once('=') else {
+            return Expect::Unreadable(format!("stats: `{item}` is not KEY=NUMBER"));
+        };
+        let Some(k) = STATS_KEYS.iter().position(|&s| s == key) else {
+            return Expect::Unreadable(format!("stats: unknown key `{key}` (known: {})", STATS_KEYS.join(", ")));
+        };
+        let Ok(n) = value.replace('_', "").parse::<u64>() else {
+            return Expect::Unreadable(format!("stats: `{value}` is not a number"));
+        };
+        if got[k].replace(n).is_some() {
+            return Expect::Unreadable(format!("stats: `{key}` given twice"));
+        }
+    }
+    let small = |v: Option<u64>| v.map(|n| n as usize);
+    Expect::Stats { layers: small(got[0]), heads: small(got[1]), mlps: small(got[2]), d_model: small(got[3]), params: got[4] }
+}
+
+/// The `; stats:` line for `stats`, naming the keys of `want` (or the
+/// default four when it names none).
+fn stats_line(want: [bool; 5], stats: &tfc_ir::model::ModelStats) -> String {
+    let want = if want.iter().any(|&w| w) { want } else { [true, true, false, true, true] };
+    let actual = [stats.layers as u64, stats.heads as u64, stats.mlps as u64, stats.d_model as u64, stats.params];
+    let items: Vec<String> =
+        (0..5).filter(|&k| want[k]).map(|k| format!("{}={}", STATS_KEYS[k], actual[k])).collect();
+    format!("; stats: {}", items.join(" "))
 }
 
 /// An expectation with its 1-based line number.
@@ -67,6 +125,8 @@ pub fn expectations(src: &str) -> Vec<Located> {
             Expect::Error(code.trim().into())
         } else if let Some(code) = rest.strip_prefix("warning:") {
             Expect::Warning(code.trim().into())
+        } else if let Some(r) = rest.strip_prefix("stats:") {
+            parse_stats(r)
         } else {
             continue;
         };
@@ -104,7 +164,7 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let exps = expectations(&text);
     if exps.is_empty() {
-        rep.failures.push((1, "no expectations (`; run:`, `; error:`, `; warning:`): a corpus file must check something".into()));
+        rep.failures.push((1, "no expectations (`; run:`, `; error:`, `; warning:`, `; stats:`): a corpus file must check something".into()));
         return rep;
     }
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -154,7 +214,7 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
 
     // The compiled model, for the same sample runs (exact, and f32 at the default beta).
     let model = match &program {
-        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. })) => match check(p).map(|c| tfc_compiler::compile(&c)) {
+        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. })) => match check(p).map(|c| tfc_compiler::compile(&c)) {
             Ok(Ok(c)) => Some(c.model),
             Ok(Err(err)) => {
                 rep.failures.push((1, format!("does not compile: {err}")));
@@ -164,6 +224,39 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
         },
         _ => None,
     };
+    // Size figures.
+    for e in &exps {
+        match &e.expect {
+            Expect::Unreadable(msg) => rep.failures.push((e.line, msg.clone())),
+            Expect::Stats { layers, heads, mlps, d_model, params } => {
+                let Some(m) = &model else {
+                    rep.failures.push((e.line, "stats: the program does not compile, so it has no sizes".into()));
+                    continue;
+                };
+                let s = m.stats();
+                let want = [layers.map(|v| v as u64), heads.map(|v| v as u64), mlps.map(|v| v as u64), d_model.map(|v| v as u64), *params];
+                let actual = [s.layers as u64, s.heads as u64, s.mlps as u64, s.d_model as u64, s.params];
+                let wrong: Vec<String> = (0..5)
+                    .filter_map(|k| match want[k] {
+                        Some(w) if w != actual[k] => Some(format!("{} {w} -> {}", STATS_KEYS[k], actual[k])),
+                        _ => None,
+                    })
+                    .collect();
+                if want.iter().all(Option::is_none) && !bless {
+                    rep.failures.push((e.line, "stats: names no figure (`--bless` fills them in)".into()));
+                } else if wrong.is_empty() && want.iter().any(Option::is_some) {
+                    rep.checks_passed += 1;
+                } else if bless {
+                    lines[e.line - 1] = stats_line(want.map(|w| w.is_some()), &s);
+                    changed = true;
+                    rep.checks_passed += 1;
+                } else {
+                    rep.failures.push((e.line, format!("stats: expected vs compiled: {}", wrong.join(", "))));
+                }
+            }
+            _ => {}
+        }
+    }
     let prepared_exact = model.as_ref().and_then(|m| tfc_ir::forward::PreparedModel::<tfc_ir::Rat>::new(m).ok());
     let prepared_f32 = model.as_ref().and_then(|m| tfc_ir::forward::PreparedModel::<f32>::new(m).ok());
 

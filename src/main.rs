@@ -114,6 +114,9 @@ enum Cmd {
         /// Inputs for the differential run (evidence, reported apart from proofs).
         #[arg(long, default_value_t = 2_000)]
         evidence_inputs: usize,
+        /// The most seconds the differential run may take.
+        #[arg(long, default_value_t = 10.0)]
+        evidence_seconds: f64,
     },
     /// Print one stage of the pipeline readably.
     Show {
@@ -157,8 +160,8 @@ fn main() -> ExitCode {
         }
         Cmd::Compile { file, output, stats, json } => cmd_compile(&file, output.as_deref(), stats, json),
         Cmd::Show { file, stage } => cmd_show(&file, &stage),
-        Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs } => {
-            let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs };
+        Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs, evidence_seconds } => {
+            let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs, evidence_seconds };
             cmd_verify(&file, model.as_deref(), json, &opts)
         }
         Cmd::Test { paths, bless } => cmd_test(paths, bless),

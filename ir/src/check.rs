@@ -870,7 +870,7 @@ impl<'p> Checker<'p> {
             // The number of keys below (or above) a key is strictly monotone in
             // the key, so it is injective when the keys are (non-causal only:
             // under causal attention each position counts a different prefix).
-            Some(Op::Width(sel)) if !self.prog.causal => match find_let(self.prog, &sel.text).map(|l| &l.op) {
+            Some(Op::Width(sel)) if !self.prog.causal => match self.find(&sel.text).map(|l| &l.op) {
                 Some(Op::Select { keys, queries, pred: Pred::Cmp(CmpPred::Lt | CmpPred::Gt) }) => {
                     keys.text == queries.text && self.injective(&keys.text)
                 }

@@ -576,3 +576,28 @@ fn checker_work_per_program() {
     body += "  %out = map %s { x } : num";
     first_error_within(&prog("vocab {1} max_len 2", &body), Duration::from_secs(10));
 }
+
+/// The deepest expressions the parser accepts (64 levels of written
+/// nesting, and trees 64 deep) parse, check, print and run on a small
+/// stack: the bounds leave a wide margin below the 2 MiB of a test thread
+/// and the 8 MiB of a main thread.
+#[test]
+fn deepest_accepted_expressions_fit_a_small_stack() {
+    let parens = format!("{}x{}", "(".repeat(64), ")".repeat(64));
+    let bangs = format!("{}x", "!".repeat(63));
+    let calls = format!("{}x{}", "abs(".repeat(63), ")".repeat(63));
+    let right = format!("{}x{}", "x - (".repeat(31), ")".repeat(31));
+    let chain = vec!["x"; 64].join(" * ");
+    let mixed = format!("{}x{}", "-(x + if(1, ".repeat(21), ", 0))".repeat(21));
+    let body: String = [parens, bangs, calls, right, chain, mixed]
+        .iter()
+        .enumerate()
+        .map(|(k, e)| format!("  %m{k} = map %t {{ {e} }} : num\n"))
+        .collect();
+    let src = prog("vocab {0, 1} max_len 2 %t = tokens", &format!("{body}  %out = map %m0 {{ x }} : num"));
+    let worker = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || outcome(&src))
+        .unwrap();
+    assert_eq!(worker.join().expect("no stack overflow"), Outcome::Accepted);
+}

@@ -25,7 +25,8 @@ pub struct Mismatch {
 
 /// Runs up to `budget` inputs (all when there are fewer), shortest first,
 /// then random ones; returns the evidence and the first mismatch.
-pub fn differential(prog: &Program, model: &Model, budget: usize) -> (Evidence, Option<Mismatch>) {
+pub fn differential(prog: &Program, model: &Model, budget: usize, seconds: f64) -> (Evidence, Option<Mismatch>) {
+    let start = std::time::Instant::now();
     let mut ev = Evidence::default();
     let Ok(pm) = PreparedModel::<Rat>::new(model) else {
         return (ev, None);
@@ -47,7 +48,15 @@ pub fn differential(prog: &Program, model: &Model, budget: usize) -> (Evidence, 
     };
     let mut first = None;
     let opts = ForwardOptions::default();
-    for input in inputs {
+    let total = inputs.len();
+    for (k, input) in inputs.into_iter().enumerate() {
+        // Evidence is bounded in time; a run cut short is reported as sampled.
+        if k > 0 && start.elapsed().as_secs_f64() > seconds {
+            if k < total {
+                ev.exhaustive = false;
+            }
+            break;
+        }
         let Ok(run) = interp::run(prog, &input, &interp::RunOptions::default()) else {
             ev.skipped += 1;
             continue;

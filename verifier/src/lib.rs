@@ -97,11 +97,13 @@ pub struct Options {
     pub emit_smt: Option<PathBuf>,
     /// Inputs for the differential run (all of them when there are fewer).
     pub evidence_inputs: usize,
+    /// The most seconds the differential run may take.
+    pub evidence_seconds: f64,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { timeout_ms: 10_000, enum_limit: 200_000, emit_smt: None, evidence_inputs: 2_000 }
+        Options { timeout_ms: 10_000, enum_limit: 200_000, emit_smt: None, evidence_inputs: 2_000, evidence_seconds: 10.0 }
     }
 }
 
