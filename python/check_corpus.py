@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
                 else:
                     print(f"FAIL {where}: expected `{' '.join(expected)}`, the loader gives `{' '.join(got)}`")
                     failed += 1
-    print(f"{programs} programs exported and run with NumPy {numpy.__version__} in {time.monotonic() - started:.1f}s")
+    print(f"{programs} programs with sample runs, exported and run with NumPy {numpy.__version__} in {time.monotonic() - started:.1f}s")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 

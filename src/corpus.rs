@@ -43,6 +43,8 @@ pub enum Expect {
     Error(String),
     /// `; warning: CODE`
     Warning(String),
+    /// `; verify: proved|refuted|unknown` — the verdict of `tfc verify`.
+    Verify(String),
     /// `; stats: layers=L heads=H mlps=M d_model=D params=P`, any subset;
     /// `None` for a key the line does not name.
     Stats {
@@ -127,6 +129,8 @@ pub fn expectations(src: &str) -> Vec<Located> {
             Expect::Warning(code.trim().into())
         } else if let Some(r) = rest.strip_prefix("stats:") {
             parse_stats(r)
+        } else if let Some(v) = rest.strip_prefix("verify:") {
+            Expect::Verify(v.trim().into())
         } else {
             continue;
         };
@@ -214,7 +218,7 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
 
     // The compiled model, for the same sample runs (exact, and f32 at the default beta).
     let model = match &program {
-        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. })) => match check(p).map(|c| tfc_compiler::compile(&c)) {
+        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. } | Expect::Verify(_))) => match check(p).map(|c| tfc_compiler::compile(&c)) {
             Ok(Ok(c)) => Some(c.model),
             Ok(Err(err)) => {
                 rep.failures.push((1, format!("does not compile: {err}")));
@@ -224,9 +228,26 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
         },
         _ => None,
     };
-    // Size figures.
+    // Size figures, and the verifier's verdict.
     for e in &exps {
         match &e.expect {
+            Expect::Verify(want) => {
+                let (Some(m), Some(p)) = (&model, &program) else {
+                    rep.failures.push((e.line, "verify: the program does not compile".into()));
+                    continue;
+                };
+                let Ok(c) = check(p) else { continue };
+                // The differential run is evidence only; keep it short here.
+                let opts = tfc_verifier::Options { evidence_inputs: 300, evidence_seconds: 3.0, ..tfc_verifier::Options::default() };
+                match tfc_verifier::verify(&c, m, &opts) {
+                    Ok(r) if r.verdict.to_string() == *want => rep.checks_passed += 1,
+                    Ok(r) => {
+                        let why: Vec<String> = r.blocks.iter().filter(|b| b.verdict != tfc_verifier::Verdict::Proved).map(|b| format!("{} {}: {}", b.kind, b.instructions.join(","), b.detail)).take(3).collect();
+                        rep.failures.push((e.line, format!("verify: expected {want}, got {} ({})", r.verdict, why.join("; "))));
+                    }
+                    Err(err) => rep.failures.push((e.line, format!("verify: expected {want}, the verifier refused: {err}"))),
+                }
+            }
             Expect::Unreadable(msg) => rep.failures.push((e.line, msg.clone())),
             Expect::Stats { layers, heads, mlps, d_model, params } => {
                 let Some(m) = &model else {
