@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# Regenerates proofs/corpus/: every solver query `tfc verify` asks for the
-# positive corpus programs, one SMT-LIB2 file per query (proofs/README.md).
+# Regenerates the corpus's solver queries under proofs/ (proofs/README.md):
+#
+#   proofs/corpus/<stem>/  every query `tfc verify FILE` asks, as it asks it
+#   proofs/forced/<stem>/  every query `tfc verify FILE --enum-limit 1` asks:
+#                          the checks that have a solver encoding (loop
+#                          commits) asked of the solver instead of enumerated
 #
 #   scripts/regen-proofs.sh            all of corpus/{tracr,programs,loops}
 #   scripts/regen-proofs.sh FILE.ir..  only these programs
 #
-# Builds the release binary first. Files that fail `tfc check` are skipped;
-# a program whose verify runs longer than $REGEN_TIMEOUT seconds (default
-# 300) is skipped and gets nothing. A program whose blocks are all proved
-# by enumeration asks no solver query and gets no directory.
-# Exit status: 0, or 1 when a build fails, a verify is refuted or errors, or
-# the number of files written disagrees with what verify reports.
+# Builds the release binary first. Files that fail `tfc check` are skipped.
+# A verify that runs longer than $REGEN_TIMEOUT seconds (default 300) is
+# skipped and writes nothing. A program that asks no query gets no
+# directory. The differential run (evidence) asks no solver query, so it is
+# turned off here to keep regeneration fast.
+#
+# Exit status: 0, or 1 when the build fails, two programs share a stem, a
+# verify is refuted or fails, or the files written disagree in number with
+# the queries verify reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 timeout_s=${REGEN_TIMEOUT:-300}
-out_root=proofs/corpus
 
 cargo build --release --quiet
 tfc=target/release/tfc
@@ -27,8 +33,8 @@ else
   for d in corpus/tracr corpus/programs corpus/loops; do
     for f in "$d"/*.ir; do [ -e "$f" ] && files+=("$f"); done
   done
-  # A full run rebuilds the tree from nothing, so nothing stale survives.
-  rm -rf "$out_root"
+  # A full run rebuilds both trees from nothing, so nothing stale survives.
+  rm -rf proofs/corpus proofs/forced
 fi
 
 # Stems name the directories: two programs with one stem would share one.
@@ -38,58 +44,73 @@ if [ -n "$dups" ]; then
   exit 1
 fi
 
-mkdir -p "$out_root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+bad=0
+skipped=()
+declare -A files_in=([corpus]=0 [forced]=0) programs_in=([corpus]=0 [forced]=0)
 
-bad=0 total=0 with=0 skipped=()
-printf '%-28s %-9s %6s %9s\n' program verify files time
-for f in "${files[@]}"; do
-  stem=$(basename "$f" .ir)
-  dest=$out_root/$stem
+# run_pass TREE FILE STEM [VERIFY ARGS...]: verifies into proofs/TREE/STEM/
+# and sets `cell` to "<files> <verdict> <seconds>s".
+run_pass() {
+  local tree=$1 f=$2 stem=$3
+  shift 3
+  local dest=proofs/$tree/$stem work=$tmp/$tree.$stem start rc secs verdict n said
   rm -rf "$dest"
-  if ! "$tfc" check "$f" >/dev/null 2>&1; then
-    printf '%-28s %-9s %6s %9s\n' "$stem" "no-check" - -
-    continue
-  fi
-  work=$tmp/$stem
   mkdir -p "$work"
   start=$(date +%s.%N)
   set +e
-  timeout "$timeout_s" "$tfc" verify "$f" --emit-smt "$work/smt" >"$work/log" 2>&1
+  timeout "$timeout_s" "$tfc" verify "$f" --evidence-inputs 0 --emit-smt "$work/smt" "$@" >"$work/log" 2>&1
   rc=$?
   set -e
   secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   case $rc in
     0) verdict=proved ;;
-    1) verdict=REFUTED; bad=1 ;;
     3) verdict=unknown ;;
     124)
-      printf '%-28s %-9s %6s %8ss\n' "$stem" "timeout" - "$secs"
-      skipped+=("$stem")
-      continue ;;
+      skipped+=("$tree/$stem")
+      cell="- timeout ${secs}s"
+      return ;;
+    1) verdict=REFUTED; bad=1; sed 's/^/    /' "$work/log" >&2 ;;
     *) verdict="error($rc)"; bad=1; sed 's/^/    /' "$work/log" | tail -n 20 >&2 ;;
   esac
   n=0
   [ -d "$work/smt" ] && n=$(find "$work/smt" -name '*.smt2' | wc -l)
-  # verify says how many queries it wrote; a difference means two queries
-  # shared a file name and one overwrote the other.
+  # A difference means two queries shared a file name and one overwrote the other.
   said=$(sed -n 's/^smt: \([0-9]*\) queries written$/\1/p' "$work/log" | tail -n 1)
   if [ "${said:-0}" != "$n" ]; then
-    echo "error: $stem: verify reports ${said:-0} queries, $n files were written" >&2
+    echo "error: $tree/$stem: verify reports ${said:-0} queries, $n files were written" >&2
     bad=1
   fi
   if [ "$n" -gt 0 ]; then
+    mkdir -p "proofs/$tree"
     mv "$work/smt" "$dest"
-    with=$((with + 1))
+    files_in[$tree]=$((files_in[$tree] + n))
+    programs_in[$tree]=$((programs_in[$tree] + 1))
   fi
-  total=$((total + n))
-  printf '%-28s %-9s %6s %8ss\n' "$stem" "$verdict" "$n" "$secs"
+  cell="$n $verdict ${secs}s"
+}
+
+row() { printf '%-26s %6s %-8s %8s   %6s %-8s %8s\n' "$@"; }
+row program corpus verify time forced verify time
+for f in "${files[@]}"; do
+  stem=$(basename "$f" .ir)
+  if ! "$tfc" check "$f" >/dev/null 2>&1; then
+    rm -rf "proofs/corpus/$stem" "proofs/forced/$stem"
+    row "$stem" - no-check - - no-check -
+    continue
+  fi
+  run_pass corpus "$f" "$stem"
+  a=$cell
+  run_pass forced "$f" "$stem" --enum-limit 1
+  # shellcheck disable=SC2086
+  row "$stem" $a $cell
 done
 
-echo "wrote $total files for $with of ${#files[@]} programs under $out_root/"
+echo "proofs/corpus: ${files_in[corpus]} files from ${programs_in[corpus]} programs (of ${#files[@]})"
+echo "proofs/forced: ${files_in[forced]} files from ${programs_in[forced]} programs (of ${#files[@]})"
 if [ ${#skipped[@]} -gt 0 ]; then
-  echo "skipped (verify over ${timeout_s} s, nothing written): ${skipped[*]}"
+  echo "skipped, verify over ${timeout_s} s, nothing written: ${skipped[*]}"
 fi
 if [ $bad -ne 0 ]; then
   echo "error: a verify was refuted or failed (above); its queries will not check" >&2
