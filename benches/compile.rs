@@ -54,5 +54,11 @@ fn bench_growth(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_library, bench_growth);
+// No plots: they add nothing here, and criterion 0.5's plotter panics on the
+// single sample `--quick` takes of a multi-second compile.
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench_library, bench_growth
+}
 criterion_main!(benches);

@@ -17,6 +17,12 @@
 //! attention or MLP, loop run), position and labelled residual dimension
 //! where the model stops holding what its layout promises.
 //!
+//! The bulk comparison runs the model in [`Small`], an exact rational
+//! scalar that keeps numbers as `i64` fractions and falls back to big
+//! rationals whenever a result does not fit: the same numbers as the `Rat`
+//! forward pass (every operation is exact either way), several times
+//! faster. `first_mismatch` and [`small_scalar_equals_rat`] use `Rat`.
+//!
 //! Run with `cargo test --release --test differential -- --nocapture` to
 //! see the per-program table (inputs, exhaustive or sampled, time).
 
@@ -28,9 +34,136 @@ use std::time::{Duration, Instant};
 use tfc_compiler::diff::{first_mismatch, DiffError};
 use tfc_compiler::Compiled;
 use tfc_ir::check::{all_inputs, random_input, Checked, SplitMix};
-use tfc_ir::forward::{Attention, ForwardOptions, PreparedModel};
+use num_bigint::BigInt;
+use num_traits::{ToPrimitive, Zero};
+use std::cmp::Ordering as Cmp;
+use tfc_ir::forward::{Attention, ForwardOptions, PreparedModel, Scalar};
 use tfc_ir::interp::{self, RunOptions};
 use tfc_ir::{Program, Rat, Value};
+
+// ---------------------------------------------------------------------------
+// An exact scalar for speed
+
+/// An exact rational: `S(n, d)` with `d > 0` and `gcd(n, d) = 1` whenever
+/// both fit in `i64` (so equal numbers have equal representations), the
+/// big rational otherwise. Every operation is computed exactly (products
+/// of two `i64`s in `i128`), then normalised.
+#[derive(Clone, Debug, PartialEq)]
+enum Small {
+    S(i64, i64),
+    B(Box<Rat>),
+}
+
+fn gcd_u128(mut a: u128, mut b: u128) -> u128 {
+    if a <= u128::from(u64::MAX) && b <= u128::from(u64::MAX) {
+        let (mut x, mut y) = (a as u64, b as u64);
+        while y != 0 {
+            (x, y) = (y, x % y);
+        }
+        return u128::from(x);
+    }
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+impl Small {
+    /// `n / d` for `d != 0`, normalised.
+    fn frac(n: i128, d: i128) -> Small {
+        assert!(d != 0, "division by zero");
+        let (n, d) = if d < 0 { (-n, -d) } else { (n, d) };
+        let g = gcd_u128(n.unsigned_abs(), d.unsigned_abs()).max(1) as i128;
+        let (n, d) = (n / g, d / g);
+        match (i64::try_from(n), i64::try_from(d)) {
+            (Ok(n), Ok(d)) => Small::S(n, d),
+            _ => Small::B(Box::new(Rat::new_raw(BigInt::from(n), BigInt::from(d)))),
+        }
+    }
+    fn big(r: Rat) -> Small {
+        match (r.numer().to_i64(), r.denom().to_i64()) {
+            (Some(n), Some(d)) => Small::S(n, d),
+            _ => Small::B(Box::new(r)),
+        }
+    }
+    fn rat(&self) -> Rat {
+        match self {
+            Small::S(n, d) => Rat::new_raw(BigInt::from(*n), BigInt::from(*d)),
+            Small::B(r) => (**r).clone(),
+        }
+    }
+}
+
+impl PartialOrd for Small {
+    fn partial_cmp(&self, other: &Small) -> Option<Cmp> {
+        match (self, other) {
+            (Small::S(a, b), Small::S(c, d)) => (i128::from(*a) * i128::from(*d)).partial_cmp(&(i128::from(*c) * i128::from(*b))),
+            _ => self.rat().partial_cmp(&other.rat()),
+        }
+    }
+}
+
+impl Scalar for Small {
+    const NAME: &'static str = "exact (i64 fractions)";
+    const EXACT: bool = true;
+    fn zero() -> Small {
+        Small::S(0, 1)
+    }
+    fn one() -> Small {
+        Small::S(1, 1)
+    }
+    fn from_rat(r: &Rat) -> Small {
+        Small::big(r.clone())
+    }
+    fn add(&self, o: &Small) -> Small {
+        match (self, o) {
+            (Small::S(a, 1), Small::S(c, 1)) => a.checked_add(*c).map_or_else(|| Small::frac(i128::from(*a) + i128::from(*c), 1), |s| Small::S(s, 1)),
+            (Small::S(a, b), Small::S(c, d)) if b == d => Small::frac(i128::from(*a) + i128::from(*c), i128::from(*b)),
+            (Small::S(a, b), Small::S(c, d)) => {
+                let (a, b, c, d) = (i128::from(*a), i128::from(*b), i128::from(*c), i128::from(*d));
+                Small::frac(a * d + c * b, b * d)
+            }
+            _ => Small::big(self.rat() + o.rat()),
+        }
+    }
+    fn sub(&self, o: &Small) -> Small {
+        self.add(&match o {
+            Small::S(n, d) if *n != i64::MIN => Small::S(-n, *d),
+            _ => Small::big(-o.rat()),
+        })
+    }
+    fn mul(&self, o: &Small) -> Small {
+        match (self, o) {
+            (Small::S(0, _), _) | (_, Small::S(0, _)) => Small::S(0, 1),
+            (Small::S(a, 1), Small::S(c, 1)) => a.checked_mul(*c).map_or_else(|| Small::frac(i128::from(*a) * i128::from(*c), 1), |p| Small::S(p, 1)),
+            (Small::S(a, b), Small::S(c, d)) => Small::frac(i128::from(*a) * i128::from(*c), i128::from(*b) * i128::from(*d)),
+            _ => Small::big(self.rat() * o.rat()),
+        }
+    }
+    fn div(&self, o: &Small) -> Small {
+        match (self, o) {
+            (Small::S(a, b), Small::S(c, d)) => Small::frac(i128::from(*a) * i128::from(*d), i128::from(*b) * i128::from(*c)),
+            _ => Small::big(self.rat() / o.rat()),
+        }
+    }
+    fn exp(&self) -> Option<Small> {
+        None
+    }
+    fn is_zero(&self) -> bool {
+        matches!(self, Small::S(0, _))
+    }
+    fn is_finite(&self) -> bool {
+        true
+    }
+    fn to_f64(&self) -> f64 {
+        ToPrimitive::to_f64(&self.rat()).unwrap_or(f64::NAN)
+    }
+    fn to_rat(&self) -> Option<Rat> {
+        Some(self.rat())
+    }
+}
+
+// ---------------------------------------------------------------------------
 
 /// Exhaustive when a program has at most this many inputs.
 const EXHAUSTIVE_BUDGET: usize = 100_000;
@@ -210,7 +343,7 @@ fn describe(c: &Corpus, input: &[Value], expected: &[Value], actual: Result<&[Va
 /// the first disagreement.
 fn check_program(c: &Corpus, inputs: &[Vec<Value>], exhaustive: bool) -> Report {
     let start = Instant::now();
-    let prepared = PreparedModel::<Rat>::new(&c.compiled.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    let prepared = PreparedModel::<Small>::new(&c.compiled.model).unwrap_or_else(|e| panic!("{}: {e}", c.name));
     let prog = &c.checked.program;
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
@@ -263,7 +396,9 @@ fn check_program(c: &Corpus, inputs: &[Vec<Value>], exhaustive: bool) -> Report 
     let failure = first_bad.into_inner().expect("not poisoned").map(|i| {
         let input = &inputs[i];
         let run = interp::run(prog, input, &RunOptions::default()).expect("the interpreter ran it before");
-        let model = prepared.run(input, Attention::Hard, &ForwardOptions::default());
+        // The report uses the verifier's scalar.
+        let exact = PreparedModel::<Rat>::new(&c.compiled.model).expect("prepared once already");
+        let model = exact.run(input, Attention::Hard, &ForwardOptions::default());
         describe(c, input, &run.output, model.as_ref().map(|r| r.outputs.as_slice()).map_err(|e| e.to_string()))
     });
     Report {
@@ -368,4 +503,87 @@ fn a_planted_error_is_caught_and_located() {
     let failure = r.failure.expect("the planted error is caught");
     let label = format!("layer {layer} attention [%out]");
     assert!(failure.contains(&label) && failure.contains("`%out:1`"), "diagnosis does not point at the %out head:\n{failure}");
+}
+
+/// The fast scalar gives the `Rat` forward pass's residuals, exactly.
+#[test]
+fn small_scalar_equals_rat() {
+    for c in &corpus() {
+        let p = &c.checked.program;
+        let fast = PreparedModel::<Small>::new(&c.compiled.model).expect("valid");
+        let exact = PreparedModel::<Rat>::new(&c.compiled.model).expect("valid");
+        let mut rng = SplitMix(0xfa57);
+        let mut inputs = c.run_inputs.clone();
+        for len in 1..=p.max_len {
+            if count_of_length(p, len) > 0 {
+                inputs.push(random_input(p, len, &mut rng));
+            }
+        }
+        for input in &inputs {
+            let a = fast.residuals(input, Attention::Hard, &ForwardOptions::default());
+            let b = exact.residuals(input, Attention::Hard, &ForwardOptions::default());
+            match (a, b) {
+                (Ok(a), Ok(b)) => {
+                    let a: Vec<Vec<Rat>> = a.final_residual.iter().map(|row| row.iter().map(Small::rat).collect()).collect();
+                    assert!(a == b.final_residual, "{} on `{}`: the scalars disagree", c.name, show(input));
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{} on `{}`", c.name, show(input)),
+                (a, b) => panic!("{} on `{}`: {:?} vs {:?}", c.name, show(input), a.err(), b.err()),
+            }
+        }
+    }
+}
+
+/// `Small`'s arithmetic is `Rat`'s, including past `i64`.
+#[test]
+fn small_scalar_arithmetic() {
+    let mut rng = SplitMix(7);
+    let pick = |rng: &mut SplitMix| -> Rat {
+        let scale: i64 = [1, 7, 1 << 20, 1 << 40, i64::MAX][rng.below(5)];
+        let n = (rng.next_u64() as i64) % scale;
+        let d = 1 + (rng.next_u64() as i64 % scale).abs();
+        let r = Rat::new(n.into(), d.into());
+        if rng.below(10) == 0 { r * Rat::from_integer(BigInt::from(u64::MAX)) } else { r }
+    };
+    for _ in 0..20_000 {
+        let (x, y) = (pick(&mut rng), pick(&mut rng));
+        let (a, b) = (Small::from_rat(&x), Small::from_rat(&y));
+        assert_eq!(a.add(&b).rat(), &x + &y);
+        assert_eq!(a.sub(&b).rat(), &x - &y);
+        assert_eq!(a.mul(&b).rat(), &x * &y);
+        if !Zero::is_zero(&y) {
+            assert_eq!(a.div(&b).rat(), &x / &y);
+        }
+        assert_eq!(a.partial_cmp(&b), x.partial_cmp(&y));
+        assert_eq!(a == b, x == y);
+        assert_eq!(a.add(&b) == Small::from_rat(&(&x + &y)), true, "canonical form");
+    }
+}
+
+/// Where the time goes (ignored; `-- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn timing_probe() {
+    for c in &corpus() {
+        let (inputs, _) = inputs_for(c);
+        let inputs = &inputs[..inputs.len().min(300)];
+        let t = Instant::now();
+        for i in inputs {
+            let _ = interp::run(&c.checked.program, i, &RunOptions::default());
+        }
+        let ti = t.elapsed() / inputs.len() as u32;
+        let fast = PreparedModel::<Small>::new(&c.compiled.model).expect("valid");
+        let t = Instant::now();
+        for i in inputs {
+            let _ = fast.run(i, Attention::Hard, &ForwardOptions::default());
+        }
+        let tf = t.elapsed() / inputs.len() as u32;
+        let exact = PreparedModel::<Rat>::new(&c.compiled.model).expect("valid");
+        let t = Instant::now();
+        for i in inputs.iter().take(30) {
+            let _ = exact.run(i, Attention::Hard, &ForwardOptions::default());
+        }
+        let tr = t.elapsed() / inputs.len().min(30) as u32;
+        println!("{:<36} interp {:>10.1?} small {:>10.1?} rat {:>10.1?}", c.name, ti, tf, tr);
+    }
 }

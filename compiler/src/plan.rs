@@ -248,6 +248,12 @@ struct Builder<'c> {
     lets: HashMap<String, &'c Let>,
     /// Maps decided to stay materialized.
     materialize: BTreeSet<String>,
+    /// Value sets as sorted vectors, computed once.
+    sets: HashMap<String, Vec<Value>>,
+    /// Resolutions under the current `materialize` (cleared when it grows).
+    cache: std::cell::RefCell<HashMap<String, Resolved>>,
+    /// Whether each seqmap (by name) is affine in its resolved arguments.
+    affine_cache: std::cell::RefCell<HashMap<String, bool>>,
 }
 
 /// A resolved operand before node ids exist: the base IR name and the folded table.
@@ -259,7 +265,10 @@ struct Resolved {
 
 impl<'c> Builder<'c> {
     fn info_set(&self, name: &str) -> Vec<Value> {
-        self.checked.get(name).and_then(|i| i.set()).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.sets.get(name).cloned().unwrap_or_default()
+    }
+    fn set_ref(&self, name: &str) -> &[Value] {
+        self.sets.get(name).map(|v| v.as_slice()).unwrap_or(&[])
     }
     fn info_enc(&self, name: &str) -> Encoding {
         self.checked.get(name).and_then(|i| i.enc()).unwrap_or(Encoding::Cat)
@@ -279,6 +288,15 @@ impl<'c> Builder<'c> {
 
     /// Resolves a value name to the materialized base it reads and the folded function.
     fn resolve(&self, name: &str) -> Resolved {
+        if let Some(r) = self.cache.borrow().get(name) {
+            return r.clone();
+        }
+        let r = self.resolve_uncached(name);
+        self.cache.borrow_mut().insert(name.to_string(), r.clone());
+        r
+    }
+
+    fn resolve_uncached(&self, name: &str) -> Resolved {
         if !self.is_virtual(name) {
             return Resolved { base: name.to_string(), map: None };
         }
@@ -296,13 +314,13 @@ impl<'c> Builder<'c> {
             Op::Map { arg, func } => {
                 let inner = self.resolve(&arg.text);
                 let mut table = BTreeMap::new();
-                for b in self.info_set(&inner.base) {
+                for b in self.set_ref(&inner.base) {
                     let mid = match &inner.map {
                         None => b.clone(),
-                        Some(m) => m[&b].clone(),
+                        Some(m) => m[b].clone(),
                     };
                     let out = eval::apply(func, std::slice::from_ref(&mid)).expect("the checker evaluated this function on its set");
-                    table.insert(b, out);
+                    table.insert(b.clone(), out);
                 }
                 let identity = table.iter().all(|(k, v)| k == v);
                 Resolved { base: inner.base, map: if identity { None } else { Some(table) } }
@@ -329,11 +347,23 @@ impl<'c> Builder<'c> {
             UseKind::SelectSide | UseKind::CatValue => base_enc == Encoding::Cat,
             UseKind::NumValue => base_enc == Encoding::Cat || affine1(&r).is_some(),
             UseKind::MlpArg => {
-                let Some(Let { op: Op::SeqMap { lhs, rhs, func }, .. }) = consumer else { return true };
+                let Some(Let { op: Op::SeqMap { lhs, rhs, func }, name: cname, .. }) = consumer else { return true };
                 // A seqmap of two numbers must stay affine to be one MLP layer.
                 let (a, b) = (self.resolve(&lhs.text), self.resolve(&rhs.text));
                 if self.base_enc(&a.base) == Encoding::Num && self.base_enc(&b.base) == Encoding::Num {
-                    affine2(self, &a, &b, func).is_some()
+                    let key = format!("{}|{}|{}", cname.text, a.base, b.base);
+                    if let Some(v) = self.affine_cache.borrow().get(&key) {
+                        return *v;
+                    }
+                    // Affine maps composed with a function affine on their images are
+                    // affine; checking that is linear in the bases' sets, where checking
+                    // the composition on the product of the bases would be quadratic.
+                    let direct = |n: &str| Resolved { base: n.to_string(), map: None };
+                    let v = affine1(&a).is_some()
+                        && affine1(&b).is_some()
+                        && affine2(self, &direct(&lhs.text), &direct(&rhs.text), func).is_some();
+                    self.affine_cache.borrow_mut().insert(key, v);
+                    v
                 } else {
                     true
                 }
@@ -378,20 +408,57 @@ pub fn fit_affine(pts: &[(tfc_ir::Rat, tfc_ir::Rat)]) -> Option<(tfc_ir::Rat, tf
 }
 
 fn affine2(b: &Builder, x: &Resolved, y: &Resolved, func: &Func) -> Option<()> {
-    let xs = b.info_set(&x.base);
-    let ys = b.info_set(&y.base);
-    if xs.len().saturating_mul(ys.len()) > 1_000_000 {
+    use num_traits::Zero;
+    let xs = b.set_ref(&x.base);
+    let ys = b.set_ref(&y.base);
+    if xs.len().saturating_mul(ys.len()) > 1_000_000 || xs.is_empty() || ys.is_empty() {
         return None;
     }
-    let mut pts = Vec::with_capacity(xs.len() * ys.len());
-    for u in &xs {
-        for v in &ys {
-            let xu = x.map.as_ref().map_or(u.clone(), |m| m[u].clone());
-            let yv = y.map.as_ref().map_or(v.clone(), |m| m[v].clone());
-            pts.push((u.clone(), v.clone(), eval::apply(func, &[xu, yv]).ok()?.as_num()?.clone()));
+    let val = |u: &Value, v: &Value| -> Option<tfc_ir::Rat> {
+        let xu = x.map.as_ref().map_or(u.clone(), |m| m[u].clone());
+        let yv = y.map.as_ref().map_or(v.clone(), |m| m[v].clone());
+        eval::apply(func, &[xu, yv]).ok()?.as_num().cloned()
+    };
+    // Fit f = α·x + β·y + γ from three points, then check every pair,
+    // stopping at the first that is off the plane.
+    let (x0, y0) = (xs[0].as_num()?.clone(), ys[0].as_num()?.clone());
+    let f00 = val(&xs[0], &ys[0])?;
+    let alpha = match xs.get(1) {
+        Some(x1) => (val(x1, &ys[0])? - &f00) / (x1.as_num()? - &x0),
+        None => tfc_ir::Rat::zero(),
+    };
+    let beta = match ys.get(1) {
+        Some(y1) => (val(&xs[0], y1)? - &f00) / (y1.as_num()? - &y0),
+        None => tfc_ir::Rat::zero(),
+    };
+    let gamma = &f00 - &alpha * &x0 - &beta * &y0;
+    let on_plane = |u: &Value, v: &Value| -> Option<bool> { Some(val(u, v)? == &alpha * u.as_num()? + &beta * v.as_num()? + &gamma) };
+    // Cheap necessary conditions first (the first row, the first column, the
+    // far corners), so that a non-affine function is rejected in linear time.
+    let (xl, yl) = (&xs[xs.len() - 1], &ys[ys.len() - 1]);
+    for (u, v) in [(xl, yl), (xl, &ys[0]), (&xs[0], yl)] {
+        if !on_plane(u, v)? {
+            return None;
         }
     }
-    fit_affine2(&pts).map(|_| ())
+    for u in xs {
+        if !on_plane(u, &ys[0])? || !on_plane(u, yl)? {
+            return None;
+        }
+    }
+    for v in ys {
+        if !on_plane(&xs[0], v)? || !on_plane(xl, v)? {
+            return None;
+        }
+    }
+    for u in xs {
+        for v in ys {
+            if val(u, v)? != &alpha * u.as_num()? + &beta * v.as_num()? + &gamma {
+                return None;
+            }
+        }
+    }
+    Some(())
 }
 
 /// Builds the plan of a checked program.
@@ -399,7 +466,16 @@ pub fn program_to_plan(checked: &Checked) -> Result<Plan, CompileError> {
     let prog = &checked.program;
     let all = tfc_ir::check::all_lets(&prog.body);
     let lets: HashMap<String, &Let> = all.iter().map(|l| (l.name.text.clone(), *l)).collect();
-    let mut b = Builder { checked, lets, materialize: BTreeSet::new() };
+    let sets: HashMap<String, Vec<Value>> =
+        checked.info.iter().filter_map(|(n, i)| i.set().map(|s| (n.clone(), s.iter().cloned().collect()))).collect();
+    let mut b = Builder {
+        checked,
+        lets,
+        materialize: BTreeSet::new(),
+        sets,
+        cache: Default::default(),
+        affine_cache: Default::default(),
+    };
 
     // Uses of every value name.
     let mut uses: Vec<(String, UseKind, Option<&Let>)> = Vec::new();
@@ -440,6 +516,8 @@ pub fn program_to_plan(checked: &Checked) -> Result<Plan, CompileError> {
         for (name, k, consumer) in &uses {
             if b.is_virtual(name) && !b.use_ok(name, *k, *consumer) {
                 b.materialize.insert(name.clone());
+                b.cache.borrow_mut().clear();
+                // `affine_cache` stays: its key (consumer, bases) fixes the functions.
                 changed = true;
             }
         }

@@ -126,7 +126,8 @@ fn prog(header: &str, body: &str) -> String {
     format!("program p {{\n  {header}\n{body}\n  output %out\n}}\n")
 }
 
-const SECOND: Duration = Duration::from_secs(1);
+/// "Quickly": these inputs take milliseconds; the margin is for a loaded machine.
+const QUICK: Duration = Duration::from_secs(5);
 
 // ---- corpus ----
 
@@ -158,7 +159,7 @@ fn corpus_files_as_they_are() {
         let t = Instant::now();
         drive(&bytes, 7);
         let took = t.elapsed();
-        assert!(took < Duration::from_secs(10), "{} took {took:?}", path.display());
+        assert!(took < Duration::from_secs(30), "{} took {took:?}", path.display());
     }
 }
 
@@ -282,7 +283,7 @@ fn mutated_corpus_files() {
             drive(&bytes, seed);
             let took = t.elapsed();
             prop_assert!(
-                took < Duration::from_secs(5),
+                took < Duration::from_secs(20),
                 "{} mutated by {muts:?} took {took:?}:\n{}",
                 files[f].0.display(),
                 String::from_utf8_lossy(&bytes)
@@ -300,7 +301,7 @@ fn nested_parentheses_100k() {
         "vocab {1} max_len 2 %t = tokens",
         &format!("  %out = map %t {{ {}x{} }} : num", "(".repeat(100_000), ")".repeat(100_000)),
     );
-    assert_eq!(first_error_within(&src, SECOND), codes::TOO_DEEP);
+    assert_eq!(first_error_within(&src, QUICK), codes::TOO_DEEP);
 }
 
 /// Regression: a left-associative chain is parsed by a loop, so the parser
@@ -312,12 +313,12 @@ fn nested_parentheses_100k() {
 fn chained_plus_100k() {
     let chain = vec!["x"; 100_001].join(" + ");
     let src = prog("vocab {1} max_len 2 %t = tokens", &format!("  %out = map %t {{ {chain} }} : num"));
-    assert_eq!(first_error_within(&src, SECOND), codes::TOO_DEEP);
+    assert_eq!(first_error_within(&src, QUICK), codes::TOO_DEEP);
     // Every left-associative level: `||`, `&&`, `*`, `-`, `/`.
     for op in ["||", "&&", "*", "-", "/"] {
         let chain = vec!["x"; 100].join(&format!(" {op} "));
         let src = prog("vocab {1} max_len 2 %t = tokens", &format!("  %out = map %t {{ {chain} }} : num"));
-        assert_eq!(first_error_within(&src, SECOND), codes::TOO_DEEP, "{op}");
+        assert_eq!(first_error_within(&src, QUICK), codes::TOO_DEEP, "{op}");
     }
 }
 
@@ -374,11 +375,11 @@ fn invalid_utf8_in_the_middle() {
 fn very_long_number_literals() {
     for digits in [1001, 100_000, 1_000_000] {
         let src = prog(&format!("vocab {{{}}} max_len 2", "9".repeat(digits)), "  %out = tokens");
-        assert_eq!(first_error_within(&src, SECOND), codes::BAD_NUMBER, "{digits} digits");
+        assert_eq!(first_error_within(&src, QUICK), codes::BAD_NUMBER, "{digits} digits");
     }
     // A long decimal and a long denominator.
     let src = prog(&format!("vocab {{0.{}}} max_len 2", "1".repeat(5000)), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_NUMBER);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_NUMBER);
     // 1000 characters is still a number, in an expression too.
     let big = "9".repeat(1000);
     let src = prog("vocab {1} max_len 2 %t = tokens", &format!("  %out = map %t {{ x * {big} * {big} }} : num"));
@@ -388,14 +389,14 @@ fn very_long_number_literals() {
 #[test]
 fn huge_range_is_rejected_without_allocating() {
     let src = prog("vocab {0..100000000} max_len 2", "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&src, QUICK), codes::SET_TOO_LARGE);
     let src = prog(&format!("vocab {{0..{}}} max_len 2", "9".repeat(900)), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&src, QUICK), codes::SET_TOO_LARGE);
     let src = prog(&format!("vocab {{-{}..0}} max_len 2", "9".repeat(900)), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&src, QUICK), codes::SET_TOO_LARGE);
     // A backwards range is empty.
     let src = prog("vocab {5..1} max_len 2", "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_VOCAB);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_VOCAB);
 }
 
 /// Regression: each range was bounded, but not the set: 80,000 ranges of
@@ -405,10 +406,10 @@ fn huge_range_is_rejected_without_allocating() {
 fn many_large_ranges_in_one_set() {
     let ranges = vec!["0..99999"; 80_000].join(",");
     let src = prog(&format!("vocab {{{ranges}}} max_len 2"), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&src, QUICK), codes::SET_TOO_LARGE);
     let ranges = vec!["0..49999"; 3].join(", ");
     let src = prog("vocab {1} max_len 2 %t = tokens", &format!("  loop {{ state %s : num in {{{ranges}}} = 0 iterations 1 next %s = %s }}\n  %out = map %s {{ x }} : num"));
-    assert_eq!(first_error_within(&src, SECOND), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&src, QUICK), codes::SET_TOO_LARGE);
     // 100,000 values in a set are fine for the parser (a `num` state may hold that many).
     let src = prog("vocab {1} max_len 2 %t = tokens", "  loop { state %s : num in {0..49999, 50000..99999} = 0 iterations 1 next %s = %s }\n  %out = map %s { x } : num");
     assert_eq!(outcome(&src), Outcome::Accepted);
@@ -417,7 +418,7 @@ fn many_large_ranges_in_one_set() {
 #[test]
 fn max_len_beyond_any_integer() {
     let src = prog("vocab {1} max_len 99999999999999999999", "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::UNEXPECTED);
+    assert_eq!(first_error_within(&src, QUICK), codes::UNEXPECTED);
 }
 
 /// Regression: a `max_len` that fits in `usize` but is over the limit was
@@ -429,22 +430,22 @@ fn max_len_over_the_limit_is_not_used() {
     let body = "  %t = tokens\n  %i = indices\n  %l = length\n  %s = select %t, %t, true\n  %w = width %s\n  %a = aggregate %s, %t : num\n  %out = map %w { x } : num";
     for max_len in ["1000000000000", "18446744073709551615", "1025"] {
         let src = prog(&format!("vocab {{1}} max_len {max_len}"), body);
-        assert_eq!(first_error_within(&src, SECOND), codes::BAD_MAX_LEN, "max_len {max_len}");
+        assert_eq!(first_error_within(&src, QUICK), codes::BAD_MAX_LEN, "max_len {max_len}");
     }
     let src = prog("vocab {1} max_len 0", body);
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_MAX_LEN);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_MAX_LEN);
 }
 
 #[test]
 fn huge_vocabulary() {
     let src = prog("vocab {0..99999} max_len 2", "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_VOCAB);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_VOCAB);
     let syms: Vec<String> = (0..20_000).map(|i| format!("s{i}")).collect();
     let src = prog(&format!("vocab {{{}}} max_len 2", syms.join(", ")), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_VOCAB);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_VOCAB);
     // The same token 50,000 times.
     let src = prog(&format!("vocab {{{}}} max_len 2", vec!["a"; 50_000].join(",")), "  %out = tokens");
-    assert_eq!(first_error_within(&src, SECOND), codes::BAD_VOCAB);
+    assert_eq!(first_error_within(&src, QUICK), codes::BAD_VOCAB);
 }
 
 /// Regression: the checker's selector analyses (`width` of an always-true
@@ -463,7 +464,7 @@ fn selector_chain_shared_operands() {
     let src = prog("vocab {0} max_len 3 causal", &body);
     let t = Instant::now();
     assert_eq!(outcome(&src), Outcome::Accepted);
-    assert!(t.elapsed() < SECOND, "took {:?}", t.elapsed());
+    assert!(t.elapsed() < QUICK, "took {:?}", t.elapsed());
 }
 
 /// Regression: the same analyses recursed once per link of a chain of
@@ -511,9 +512,9 @@ fn long_programs() {
 #[test]
 fn iteration_counts_beyond_any_integer() {
     let body = "  loop { state %s : cat in {0} = 0 iterations 99999999999999999999 next %s = %s }\n  %out = map %s { x } : cat";
-    assert_eq!(first_error_within(&prog("vocab {1} max_len 2", body), SECOND), codes::UNEXPECTED);
+    assert_eq!(first_error_within(&prog("vocab {1} max_len 2", body), QUICK), codes::UNEXPECTED);
     let body = "  loop { state %s : cat in {0} = 0 iterations 18446744073709551615 next %s = %s }\n  %out = map %s { x } : cat";
-    assert_eq!(first_error_within(&prog("vocab {1} max_len 2", body), SECOND), codes::BAD_ITERATIONS);
+    assert_eq!(first_error_within(&prog("vocab {1} max_len 2", body), QUICK), codes::BAD_ITERATIONS);
 }
 
 /// Strings: every escape, unterminated at end of file and at end of line,
@@ -561,15 +562,17 @@ fn every_prefix_of_a_program() {
     }
 }
 
-/// Work the checker does is bounded per instruction, not per program:
-/// 20,000 maps over a 100,000-value state set are 2 * 10^9 evaluations in
-/// a 600 KB file. Left for the lead (see the report); run with
-/// `--ignored` to measure.
+/// Work the checker does is bounded per instruction, not per program.
+/// One `map` over a 100,000-value `num` set costs about a second at
+/// opt-level 1 (cloning the set twice for the operand lookup, then 100,000
+/// evaluations and ordered inserts of big rationals); 200 of them took
+/// 160 s, and a 1 MiB file holds 30,000. Left for the lead (see the
+/// report); run with `--ignored` to measure.
 #[test]
 #[ignore = "checker work is bounded per instruction, not per program"]
 fn checker_work_per_program() {
     let mut body = String::from("  %t = tokens\n  loop { state %s : num in {0..99999} = 0 iterations 1 next %s = %s }\n");
-    for k in 0..20_000 {
+    for k in 0..200 {
         body += &format!("%m{k}=map %s{{x}}:num\n");
     }
     body += "  %out = map %s { x } : num";
@@ -603,4 +606,81 @@ fn deepest_accepted_expressions_fit_a_small_stack() {
         .spawn(move || outcome(&src))
         .unwrap();
     assert_eq!(worker.join().expect("no stack overflow"), Outcome::Accepted);
+}
+
+/// Regression (found by cargo-fuzz, which timed out on the corpus file
+/// `errors/num_aggregate_means_explode.ir` before mutating anything): the
+/// set of means of a numerical aggregate was built in ordered sets of big
+/// rationals, 100 s to reject `vocab {0..999} max_len 64`; a work cap then
+/// made it quick but rejected programs under the limit, such as
+/// `vocab {0..99} max_len 32` (32,077 means). Now integer sums as bitsets.
+#[test]
+fn means_of_numerical_aggregates() {
+    let prefix_mean = |vocab: &str, max_len: usize| {
+        prog(
+            &format!("vocab {{{vocab}}} max_len {max_len}"),
+            "  %tok = tokens\n  %idx = indices\n  %prev = select %idx, %idx, le\n  %out = aggregate %prev, %tok : num",
+        )
+    };
+    assert_eq!(first_error_within(&prefix_mean("0..999", 64), QUICK), codes::SET_TOO_LARGE);
+    assert_eq!(first_error_within(&prefix_mean("0..4095", 1024), QUICK), codes::SET_TOO_LARGE);
+    for (vocab, max_len, count) in [("0..99", 32, 32_077), ("0..49", 64, 61_741), ("-3, 1/2, 7/3", 1024, 0)] {
+        let src = prefix_mean(vocab, max_len);
+        let t = Instant::now();
+        let (_, p) = parse_bytes(src.as_bytes()).unwrap();
+        let c = check(&p);
+        assert!(t.elapsed() < QUICK, "{vocab}, {max_len}: took {:?}", t.elapsed());
+        match c {
+            Ok(c) => assert_eq!(c.get("out").unwrap().set().unwrap().len(), count, "{vocab}, {max_len}"),
+            Err(ds) => assert!(count == 0 && ds[0].code == codes::SET_TOO_LARGE, "{vocab}, {max_len}: {ds:?}"),
+        }
+    }
+}
+
+fn means_by_brute_force(vals: &[tfc_ir::Rat], n: usize) -> std::collections::BTreeSet<Value> {
+    use num_bigint::BigInt;
+    let base: Vec<tfc_ir::Rat> = vals.iter().cloned().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut out = std::collections::BTreeSet::new();
+    // Multisets of size m as non-decreasing index sequences.
+    fn go(base: &[tfc_ir::Rat], m: usize, from: usize, sum: tfc_ir::Rat, left: usize, out: &mut std::collections::BTreeSet<Value>) {
+        if left == 0 {
+            out.insert(Value::Num(sum / tfc_ir::Rat::from_integer(BigInt::from(m))));
+            return;
+        }
+        for i in from..base.len() {
+            go(base, m, i, &sum + &base[i], left - 1, out);
+        }
+    }
+    for m in 1..=n.max(1) {
+        go(&base, m, 0, tfc_ir::Rat::from_integer(BigInt::from(0)), m, &mut out);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// `means` is exactly the set of means, or `None` when that is over the limit.
+    #[test]
+    fn means_agree_with_brute_force(
+        vals in prop::collection::vec(
+            prop_oneof![
+                4 => (-20i64..20).prop_map(|k| tfc_ir::Rat::from_integer(k.into())),
+                2 => (-20i64..20, 1i64..9).prop_map(|(a, b)| tfc_ir::Rat::new(a.into(), b.into())),
+                1 => (-3i64..3).prop_map(|k| tfc_ir::Rat::from_integer(num_bigint::BigInt::from(10).pow(20) * k)),
+                1 => (1i64..4).prop_map(|k| tfc_ir::Rat::new(1.into(), num_bigint::BigInt::from(10).pow(19) * k)),
+            ],
+            0..6,
+        ),
+        n in 0usize..6,
+        limit in 200usize..3000,
+    ) {
+        let want = means_by_brute_force(&vals, n);
+        let got = tfc_ir::check::means(&vals, n, limit);
+        if want.len() > limit {
+            prop_assert_eq!(got, None);
+        } else {
+            prop_assert_eq!(got, Some(want));
+        }
+    }
 }
