@@ -91,6 +91,12 @@ enum Cmd {
         /// With --stats: as JSON.
         #[arg(long)]
         json: bool,
+        /// Optimization level: -O0 off, -O1 the e-graph optimizer (default; docs/OPTIMIZER.md).
+        #[arg(short = 'O', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+        opt_level: u8,
+        /// Print egg's explanation of the rewrite chain from the source to the optimized program.
+        #[arg(long)]
+        explain: bool,
     },
     /// Compile (or load) and prove every block step-equivalent to the program.
     Verify {
@@ -134,6 +140,29 @@ enum Cmd {
         #[arg(long)]
         bless: bool,
     },
+    /// Precision report: where softmax in each float format stops matching hard attention.
+    Precision {
+        /// The `.ir` file.
+        file: PathBuf,
+        /// Formats, comma-separated.
+        #[arg(long, default_value = "f32,f16,bf16,fp8e4m3,fp8e5m2")]
+        formats: String,
+        /// Softmax inverse temperature.
+        #[arg(long, default_value_t = DEFAULT_BETA)]
+        beta: f64,
+        /// Compile with this max_len instead of the program's.
+        #[arg(long)]
+        max_len: Option<usize>,
+        /// Random inputs per length for the observed runs.
+        #[arg(long, default_value_t = 50)]
+        random: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write an SVG plot of output errors against length.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Export the compiled model: dense f32 safetensors plus a JSON config.
     Export {
         /// The `.ir` file.
@@ -158,7 +187,7 @@ fn main() -> ExitCode {
                 cmd_run(&file, &input, trace, json, output.as_deref())
             }
         }
-        Cmd::Compile { file, output, stats, json } => cmd_compile(&file, output.as_deref(), stats, json),
+        Cmd::Compile { file, output, stats, json, opt_level, explain } => cmd_compile(&file, output.as_deref(), stats, json, opt_level, explain),
         Cmd::Show { file, stage } => cmd_show(&file, &stage),
         Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs, evidence_seconds } => {
             let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs, evidence_seconds };
@@ -166,6 +195,9 @@ fn main() -> ExitCode {
         }
         Cmd::Test { paths, bless } => cmd_test(paths, bless),
         Cmd::Export { file, safetensors, beta } => cmd_export(&file, &safetensors, beta),
+        Cmd::Precision { file, formats, beta, max_len, random, json, plot } => {
+            cmd_precision(&file, &formats, beta, max_len, random, json, plot.as_deref())
+        }
     };
     ExitCode::from(code)
 }
@@ -424,15 +456,55 @@ fn compile_checked(path: &str, c: &Checked) -> Result<tfc_compiler::Compiled, u8
     })
 }
 
-fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool) -> u8 {
+fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_level: u8, explain: bool) -> u8 {
     let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let compiled = match compile_checked(&loaded.path, &checked) {
+    let opts = tfc_compiler::CompileOptions { opt_level, explain };
+    let with = match tfc_compiler::compile_with(&checked, &opts) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => {
+            eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);
+            return exit::BAD_INPUT;
+        }
     };
+    if let Some(r) = &with.report {
+        if explain {
+            match &r.explanation {
+                Some(x) => {
+                    println!("; rewrite chain (egg explanation), source output to optimized output:");
+                    println!("{x}");
+                    for l in &r.legend {
+                        println!(";   {l}");
+                    }
+                }
+                None => println!("; no explanation: {}", r.fallback.as_deref().unwrap_or("nothing was rewritten")),
+            }
+        }
+        if stats && !json {
+            let rules: Vec<String> = r.rules.iter().map(|(k, v)| format!("{k} x{v}")).collect();
+            println!(
+                "optimizer: {}; {}; stop: {}; {} iterations, {} e-nodes, saturation {:.2} ms, total {:.2} ms; instructions {} -> {}; rules [{}]",
+                if r.optimized { "optimized" } else { "kept the source" },
+                r.fallback.as_deref().unwrap_or(&r.validation),
+                r.stop,
+                r.iterations,
+                r.egraph_nodes,
+                r.saturation_ms,
+                r.total_ms,
+                r.instructions.0,
+                r.instructions.1,
+                rules.join(", ")
+            );
+            let (b, a) = (&with.before, &with.after);
+            println!(
+                "before (-O0): layers {}, heads {}, mlps {}, d_model {}, params {}; after: layers {}, heads {}, mlps {}, d_model {}, params {}",
+                b.layers, b.heads, b.mlps, b.d_model, b.params, a.layers, a.heads, a.mlps, a.d_model, a.params
+            );
+        }
+    }
+    let compiled = with.compiled;
     let m = &compiled.model;
     if let Some(o) = out {
         if let Err(e) = std::fs::write(o, m.to_json()) {
@@ -625,7 +697,18 @@ fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier
             Err(code) => return code,
         },
     };
-    let report = match tfc_verifier::verify(&checked, &m, opts) {
+    // A spinner on long runs, on a terminal only (never in pipes or CI logs).
+    let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message(format!("verifying {} ({} layers)", checked.program.name, m.layers.len()));
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let result = tfc_verifier::verify(&checked, &m, opts);
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -686,4 +769,108 @@ fn truncate(s: &str, n: usize) -> String {
         t.push('…');
         t
     }
+}
+
+fn cmd_precision(file: &Path, formats: &str, beta: f64, max_len: Option<usize>, random: usize, json: bool, plot: Option<&Path>) -> u8 {
+    use tfc_ir::forward::Format;
+    let (loaded, mut checked) = match load_checked(file) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Some(n) = max_len {
+        let mut prog = checked.program.clone();
+        prog.max_len = n;
+        checked = match check(&prog) {
+            Ok(c) => c,
+            Err(ds) => {
+                render::emit(&loaded.path, &loaded.src, &ds);
+                return exit::BAD_INPUT;
+            }
+        };
+    }
+    let mut fmts = Vec::new();
+    for f in formats.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match f.parse::<Format>() {
+            Ok(Format::Exact) | Err(_) => {
+                eprintln!("error: `{f}` is not a float format (f64, f32, f16, bf16, fp8e4m3, fp8e5m2)");
+                return exit::BAD_INPUT;
+            }
+            Ok(x) => fmts.push(x),
+        }
+    }
+    if !(beta.is_finite() && beta > 0.0) {
+        eprintln!("error: --beta must be finite and positive");
+        return exit::BAD_INPUT;
+    }
+    let compiled = match compile_checked(&loaded.path, &checked) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let r = match tfc_verifier::precision::report(&checked, &compiled.model, &fmts, beta, random) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    if let Some(p) = plot {
+        if let Err(e) = std::fs::write(p, tfc_verifier::precision::plot_svg(&r)) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            return exit::BAD_INPUT;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+        return exit::OK;
+    }
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |b| format!("{b:.3}"));
+    println!("precision {} ({}), max_len {}, softmax beta {}", loaded.path, r.program, r.max_len, r.beta);
+    if let Some(u) = &r.unsupported {
+        println!("  analytic bounds not computed: {u}");
+    }
+    println!("heads:");
+    println!("  {:<5} {:<4} {:<24} {:<6} {:>6} {:>8} {:>8} {:>5} {:>10} {:>5}  safe length per format", "layer", "head", "instruction", "kind", "gap", "max|s|", "max|v|", "keys", "min beta", "bits");
+    for h in &r.heads {
+        let per: Vec<String> = h.analytic_max_len.iter().map(|(f, n)| format!("{f}:{n}")).collect();
+        println!(
+            "  {:<5} {:<4} {:<24} {:<6} {:>6} {:>8} {:>8} {:>5} {:>10} {:>5}  {}",
+            h.layer,
+            h.head,
+            truncate(&h.instruction, 24),
+            format!("{:?}", h.kind).to_lowercase(),
+            h.gap,
+            h.max_score,
+            h.max_value,
+            h.max_keys,
+            opt(h.min_beta),
+            h.min_mantissa_bits.map_or("-".into(), |b| b.to_string()),
+            per.join(" ")
+        );
+    }
+    println!("formats:");
+    println!("  {:<8} {:>4} {:>9} {:>10}  {:<40}  limited by", "format", "bits", "analytic", "min beta", "observed first failure");
+    for f in &r.formats {
+        let obs = match &f.observed_first_failure {
+            None => "none".to_string(),
+            Some(x) => format!("len {} on `{}` (pos {}: {} not {})", x.len, x.input.join(" "), x.position, x.actual, x.expected),
+        };
+        println!(
+            "  {:<8} {:>4} {:>9} {:>10}  {:<40}  {}",
+            f.format,
+            f.mantissa_bits,
+            f.analytic_max_len,
+            opt(f.min_beta),
+            obs,
+            f.limited_by.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "model: weakest head {}; proved correct up to max_len in [{}]; observed correct in [{}]; min mantissa bits {}; min beta (exact arithmetic) {}",
+        r.weakest_head.as_deref().unwrap_or("-"),
+        r.analytic_ok.join(", "),
+        r.observed_ok.join(", "),
+        r.min_mantissa_bits.map_or("-".into(), |b| b.to_string()),
+        opt(r.min_beta)
+    );
+    exit::OK
 }

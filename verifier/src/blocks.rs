@@ -19,8 +19,8 @@ use tfc_ir::eval;
 use tfc_ir::model::{Head, LoopStop, Matrix, Mlp, Model};
 use tfc_ir::{Rat, Value};
 
-type Vector = BTreeMap<usize, Rat>;
-type Assignment = BTreeMap<String, Value>;
+pub(crate) type Vector = BTreeMap<usize, Rat>;
+pub(crate) type Assignment = BTreeMap<String, Value>;
 
 fn rat(n: i64) -> Rat {
     Rat::from_integer(n.into())
@@ -35,7 +35,7 @@ fn add(v: &mut Vector, d: usize, x: Rat) {
 }
 
 /// x · W for a sparse row vector x.
-fn vecmat(x: &Vector, w: &Matrix) -> Vector {
+pub(crate) fn vecmat(x: &Vector, w: &Matrix) -> Vector {
     let mut out = Vector::new();
     for (i, j, v) in &w.entries {
         if let Some(xi) = x.get(i) {
@@ -45,7 +45,7 @@ fn vecmat(x: &Vector, w: &Matrix) -> Vector {
     out
 }
 
-fn dot(a: &Vector, b: &Vector) -> Rat {
+pub(crate) fn dot(a: &Vector, b: &Vector) -> Rat {
     a.iter().filter_map(|(k, x)| b.get(k).map(|y| x * y)).sum()
 }
 
@@ -55,7 +55,7 @@ fn rows(m: &Matrix) -> BTreeSet<usize> {
 
 /// A failed local check, before confirmation.
 #[derive(Clone, Debug)]
-struct Failure(String);
+pub(crate) struct Failure(pub(crate) String);
 
 /// What a block check concluded.
 enum Outcome {
@@ -65,16 +65,16 @@ enum Outcome {
 }
 
 /// The program-side facts the checks need.
-struct Ctx<'a> {
-    checked: &'a Checked,
-    basis: Basis,
-    lets: BTreeMap<String, &'a Let>,
-    opts: &'a Options,
-    model: &'a Model,
+pub(crate) struct Ctx<'a> {
+    pub(crate) checked: &'a Checked,
+    pub(crate) basis: Basis,
+    pub(crate) lets: BTreeMap<String, &'a Let>,
+    pub(crate) opts: &'a Options,
+    pub(crate) model: &'a Model,
 }
 
 impl Ctx<'_> {
-    fn set_of(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn set_of(&self, name: &str) -> Vec<Value> {
         if name == "@indices" {
             return (0..self.checked.program.max_len).map(|i| Value::int(i as i64)).collect();
         }
@@ -82,12 +82,12 @@ impl Ctx<'_> {
     }
 
     /// The group owning a dimension (IR name), or a role (`one`, `bos`, `scratch.*`).
-    fn owner(&self, d: usize) -> &str {
+    pub(crate) fn owner(&self, d: usize) -> &str {
         &self.basis.owner[d]
     }
 
     /// IR names of the groups a matrix reads (excluding one/bos); errors on scratch.
-    fn groups_read(&self, m: &Matrix, allow_scratch: bool) -> Result<Vec<String>, Failure> {
+    pub(crate) fn groups_read(&self, m: &Matrix, allow_scratch: bool) -> Result<Vec<String>, Failure> {
         let mut out = BTreeSet::new();
         for d in rows(m) {
             let o = self.owner(d);
@@ -114,7 +114,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn group(&self, name: &str) -> Option<&Group> {
+    pub(crate) fn group(&self, name: &str) -> Option<&Group> {
         self.basis.groups.get(name)
     }
 
@@ -205,14 +205,19 @@ impl Ctx<'_> {
         }
     }
 
-    /// States initialised from `name`.
+    /// States initialised from `name`, transitively (a later loop's state
+    /// initialised from an earlier loop's state receives its writes too).
     fn fanout(&self, name: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for s in &self.checked.program.body {
-            if let Stmt::Loop(lp) = s {
-                for st in &lp.state {
-                    if matches!(&st.init, Init::Value(n) if n.text == name) {
-                        out.push(st.name.text.clone());
+        let mut todo = vec![name.to_string()];
+        while let Some(cur) = todo.pop() {
+            for s in &self.checked.program.body {
+                if let Stmt::Loop(lp) = s {
+                    for st in &lp.state {
+                        if matches!(&st.init, Init::Value(n) if n.text == cur) && !out.contains(&st.name.text) {
+                            out.push(st.name.text.clone());
+                            todo.push(st.name.text.clone());
+                        }
                     }
                 }
             }
@@ -253,7 +258,7 @@ impl Ctx<'_> {
     }
 
     /// The residual at a non-BOS position holding `asg` (only the groups in it), plus `one`.
-    fn residual(&self, asg: &Assignment) -> Vector {
+    pub(crate) fn residual(&self, asg: &Assignment) -> Vector {
         let mut x = Vector::new();
         add(&mut x, self.basis.one, rat(1));
         for (n, v) in asg {
@@ -266,7 +271,7 @@ impl Ctx<'_> {
         x
     }
 
-    fn bos_residual(&self) -> Vector {
+    pub(crate) fn bos_residual(&self) -> Vector {
         let mut x = Vector::new();
         add(&mut x, self.basis.one, rat(1));
         add(&mut x, self.basis.bos, rat(1));
@@ -274,7 +279,7 @@ impl Ctx<'_> {
     }
 
     /// Every assignment of values to `groups`, or `None` past the limit.
-    fn combos(&self, groups: &[String]) -> Option<Vec<Assignment>> {
+    pub(crate) fn combos(&self, groups: &[String]) -> Option<Vec<Assignment>> {
         let mut total: usize = 1;
         for g in groups {
             total = total.saturating_mul(self.set_of(g).len().max(1));
@@ -655,10 +660,8 @@ fn embedding_check(ctx: &Ctx) -> (Outcome, BTreeSet<String>) {
         if let Stmt::Loop(lp) = s {
             for st in &lp.state {
                 if let Init::Const(c) = &st.init {
-                    if let Some(g) = ctx.group(&st.name.text) {
-                        for (d, x) in g.enc(c) {
-                            add(&mut pos_expected, d, x);
-                        }
+                    for (d, x) in ctx.write(&st.name.text, c) {
+                        add(&mut pos_expected, d, x);
                     }
                 }
             }
@@ -727,6 +730,12 @@ fn check_head(ctx: &Ctx, h: &Head, b: &Block) -> Outcome {
     let Some(l) = ctx.lets.get(name) else {
         return Outcome::Failed(Failure(format!("the head names `%{name}`, which the program does not define")));
     };
+    // The heads of a sublayer add up: an instruction implemented by two of them is written twice.
+    let layer = &ctx.model.layers[b.layer];
+    let twins = layer.attn.iter().filter(|o| o.instructions == h.instructions).count();
+    if twins > 1 {
+        return Outcome::Failed(Failure(format!("`%{name}` is implemented by {twins} heads of layer {}, whose writes add up", b.layer)));
+    }
     let (sel, width, values, default) = match &l.op {
         Op::Aggregate { sel, values, default } => (Some(sel.text.clone()), false, Some(values.text.clone()), default.clone().unwrap_or(Value::int(0))),
         Op::Width(sel) => (Some(sel.text.clone()), true, None, Value::int(0)),
@@ -833,6 +842,22 @@ fn check_head(ctx: &Ctx, h: &Head, b: &Block) -> Outcome {
         if !ok {
             return Outcome::Failed(Failure(format!("the width head `%{name}` must give BOS the value 1 in a scratch dimension")));
         }
+        // That dimension is its own: the decoder reads it (the first pass takes
+        // it from `w_o`), no other head of the layer adds to it, and the
+        // decoder, which zeroes it again, is in this layer.
+        let scratch = *bos_out.keys().next().expect("one entry");
+        if h.w_o.entries.iter().any(|e| e.1 != scratch) {
+            return Outcome::Failed(Failure(format!("the width head `%{name}` writes outside its scratch dimension")));
+        }
+        if layer.attn.iter().filter(|o| o.w_o.entries.iter().any(|e| e.1 == scratch)).count() > 1 {
+            return Outcome::Failed(Failure(format!(
+                "the scratch dimension `{}` of `%{name}` is written by another head of layer {} too",
+                ctx.model.basis[scratch], b.layer
+            )));
+        }
+        if !layer.mlps.iter().any(|m| m.instructions == h.instructions) {
+            return Outcome::Failed(Failure(format!("the width head `%{name}` has no decoder in layer {}", b.layer)));
+        }
         for vc in &vcs {
             if !out_of(&ctx.residual(vc)).is_empty() {
                 return Outcome::Failed(Failure(format!("the width head `%{name}` gives key {} a nonzero value", show(vc))));
@@ -886,6 +911,11 @@ fn check_mlp(ctx: &Ctx, m: &Mlp, b: &Block) -> Outcome {
     let [name] = m.instructions.as_slice() else {
         return Outcome::Failed(Failure(format!("an MLP block must implement one instruction, this one names {}", m.instructions.len())));
     };
+    // The blocks of a sublayer add up: an instruction implemented by two of them is written twice.
+    let twins = ctx.model.layers[b.layer].mlps.iter().filter(|o| o.instructions == m.instructions).count();
+    if twins > 1 {
+        return Outcome::Failed(Failure(format!("`{name}` is implemented by {twins} MLP blocks of layer {}, whose writes add up", b.layer)));
+    }
     if let Some(rest) = name.strip_prefix("loop ") {
         let k: Option<usize> = rest.strip_suffix(" commit").and_then(|x| x.parse().ok());
         return match (k, b.in_loop) {
@@ -1013,11 +1043,12 @@ fn check_commit(ctx: &Ctx, m: &Mlp, b: &Block, k: usize) -> Outcome {
             }
             let nv = ctx.value_of(&n.text, asg)?;
             let sv = asg.get(&s.text).cloned().ok_or_else(|| s.text.clone())?;
-            let g = ctx.group(&s.text).ok_or_else(|| s.text.clone())?;
-            for (d, x) in g.enc(&nv) {
+            ctx.group(&s.text).ok_or_else(|| s.text.clone())?;
+            // The state's dimensions and those of the states initialised from it.
+            for (d, x) in ctx.write(&s.text, &nv) {
                 add(&mut want, d, x);
             }
-            for (d, x) in g.enc(&sv) {
+            for (d, x) in ctx.write(&s.text, &sv) {
                 add(&mut want, d, -x);
             }
         }
@@ -1108,7 +1139,7 @@ fn commit_components(ctx: &Ctx, m: &Mlp, k: usize, vars: &[String], lp: &tfc_ir:
         }
         let (Some(a), Some(b)) = (var_of(&st.text), var_of(&n.text)) else { return None };
         union(&mut parent, a, b);
-        for dd in ctx.group(&st.text)?.dims() {
+        for dd in ctx.write_dims(&st.text) {
             union(&mut parent, a, nv + dd);
         }
     }
@@ -1150,11 +1181,10 @@ fn commit_components(ctx: &Ctx, m: &Mlp, k: usize, vars: &[String], lp: &tfc_ir:
                 }
                 let nv_ = ctx.value_of(&n.text, c).ok()?;
                 let sv = c.get(&st.text)?.clone();
-                let g = ctx.group(&st.text)?;
-                for (dd, x) in g.enc(&nv_) {
+                for (dd, x) in ctx.write(&st.text, &nv_) {
                     add(&mut want, dd, x);
                 }
-                for (dd, x) in g.enc(&sv) {
+                for (dd, x) in ctx.write(&st.text, &sv) {
                     add(&mut want, dd, -x);
                 }
             }
@@ -1217,6 +1247,11 @@ fn commit_smt(ctx: &Ctx, m: &Mlp, k: usize, vars: &[String], lp: &tfc_ir::ast::L
             }
             None => return Outcome::Unknown(format!("`%{n}` has no dimensions")),
         }
+    }
+    // States that initialise later loops' states are written in those dims
+    // too; that is not encoded here.
+    if lp.state.iter().any(|st| !ctx.fanout(&st.name.text).is_empty()) {
+        return Outcome::Unknown(format!("the commit of loop {k} feeds later loops' states; too large to enumerate and not encoded for Z3"));
     }
     // Only commits whose next values are present values (not computed on the fly) are encoded.
     for (s, n) in &lp.next {
