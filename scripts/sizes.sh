@@ -10,16 +10,21 @@
 #
 #   scripts/sizes.sh           rewrite docs/SIZES.md
 #   scripts/sizes.sh --check   exit 1 if docs/SIZES.md is out of date
+#   TFC=path/to/tfc scripts/sizes.sh   use that binary instead of building
 #
 # Needs cargo and python3. The growth row compiles sort at vocab 30, n 40
 # (benches/programs/sort_v30_n40.ir), which takes seconds.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin tfc
+if [ -z "${TFC:-}" ]; then
+    cargo build --release --quiet --bin tfc
+    TFC=target/release/tfc
+fi
+export TFC
 exec python3 - "$@" <<'PY'
-import json, re, subprocess, sys
+import json, os, re, subprocess, sys
 
-TFC = "target/release/tfc"
+TFC = os.environ["TFC"]
 DOC = "docs/SIZES.md"
 BEGIN, END = "<!-- BEGIN scripts/sizes.sh -->", "<!-- END scripts/sizes.sh -->"
 check = sys.argv[1:] == ["--check"]
@@ -44,9 +49,17 @@ for text in re.findall(r"Tracr \{ (file: .*?) \},", src):
 if len(rows) != 18:
     sys.exit(f"expected the 18 rows of ANCHORS' table in tests/sizes.rs, found {len(rows)}")
 
-def stats(path):
-    out = subprocess.run([TFC, "compile", path, "--stats", "--json"], check=True, capture_output=True, text=True)
+def stats(path, *flags):
+    out = subprocess.run([TFC, "compile", path, "--stats", "--json", *flags], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
+
+def stats_o0(path):
+    """The unoptimized figures (what the corpus `; stats:` lines and
+    tests/sizes.rs measure), or None if this tfc has no -O0."""
+    try:
+        return stats(path, "-O0")
+    except (subprocess.CalledProcessError, json.JSONDecodeError):
+        return None
 
 def show_vocab(v):
     if len(v) > 3 and all(x.isdigit() for x in v) and [int(x) for x in v] == list(range(int(v[0]), int(v[0]) + len(v))):
@@ -61,8 +74,16 @@ lines = [
     "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ]
 tot = {"t_d": 0, "t_p": 0, "f_d": 0, "f_p": 0, "t_l": 0, "f_l": 0}
+unoptimized = []
 for r in rows:
     s = stats(f"corpus/tracr/{r['file']}.ir")
+    s0 = stats_o0(f"corpus/tracr/{r['file']}.ir")
+    keys = ("layers", "heads", "mlps", "d_model", "params")
+    if s0 is not None and any(s0[k] != s[k] for k in keys):
+        unoptimized.append(
+            f"{r['anchor']} (n = {r['n']}): layers {s0['layers']}, heads {s0['heads']}, MLPs {s0['mlps']}, "
+            f"d_model {s0['d_model']}, params {num(s0['params'])}"
+        )
     tot["t_d"] += r["d_model"]; tot["t_p"] += r["params"]; tot["t_l"] += r["layers"]
     tot["f_d"] += s["d_model"]; tot["f_p"] += s["params"]; tot["f_l"] += s["layers"]
     lines.append(
@@ -75,6 +96,13 @@ lines.append(
     f"| **total (18 programs)** | | | {tot['t_l']} | | | {tot['t_d']} | {num(tot['t_p'])} "
     f"| {tot['f_l']} | | | {tot['f_d']} | {num(tot['f_p'])} | {ratio(tot['t_p'], tot['f_p'])} |"
 )
+if unoptimized:
+    lines += [
+        "",
+        "tfc's columns are `tfc compile` at its default optimization. Without the optimizer "
+        "(`-O0`, which is what the corpus `; stats:` lines and `tests/sizes.rs` measure) these rows differ: "
+        + "; ".join(unoptimized) + ".",
+    ]
 g = stats("benches/programs/sort_v30_n40.ir")
 growth = [
     "",
@@ -82,7 +110,7 @@ growth = [
     "",
     "| program | vocab | n | Tracr d_model | params | tfc layers | heads | MLPs | d_model | params | params Tracr/tfc |",
     "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    f"| sort | {{1..30}} | 40 | 1,345 | 29.2 M | {g['layers']} | {g['heads']} | {g['mlps']} | {g['d_model']} "
+    f"| sort | {{1..30}} | 40 | 1,345 | 29.2 M | {g['layers']} | {g['heads']} | {g['mlps']} | {num(g['d_model'])} "
     f"| {num(g['params'])} | {ratio(29.2e6, g['params'])} |",
 ]
 block = "\n".join([BEGIN, "", *lines, *growth, "", END])

@@ -191,6 +191,7 @@ fn oracles() -> Vec<Oracle> {
         o("loops/prefix_sum_doubling.ir", ints(0, 3), 8, false, prefix_sum),
         o("loops/prefix_sum_serial.ir", ints(0, 3), 8, false, prefix_sum),
         o("loops/subleq.ir", ints(-16, 16), 16, false, subleq),
+        o("loops/chained_loops.ir", ints(0, 1), 3, false, complement),
     ]
 }
 
@@ -394,6 +395,11 @@ fn index_times_prev(t: &[V]) -> Out {
 }
 
 /// The number of 1 tokens mod 2, everywhere.
+/// 1 − t_i at every position (two flips, then one).
+fn complement(t: &[V]) -> Out {
+    Ok(t.iter().map(|v| int(1 - num_i64(v))).collect())
+}
+
 fn parity(t: &[V]) -> Out {
     let ones = t.iter().filter(|v| num_i64(v) == 1).count();
     everywhere(t.len(), int((ones % 2) as i64))

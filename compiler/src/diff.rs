@@ -519,6 +519,56 @@ mod tests {
         assert!(matches!(r, Err(DiffError::Undiagnosed(_))), "{r:?}");
     }
 
+    /// States initialised from earlier loops' states (categorical and
+    /// numerical, through a constant-initialised state, over three loops):
+    /// the fan-out must follow every write of the source state.
+    const CHAIN: &str = "program chain {
+  vocab {0, 1, 2}
+  max_len 3
+  %tok = tokens
+  %t = map %tok { x } : num
+  loop {
+    state %a : cat in {0, 1, 2} = 0
+    state %m : num in {0..6} = %t
+    iterations 2
+    %a1 = seqmap %a, %tok { min(x + y, 2) } : cat
+    %m1 = map %m { min(x + 1, 6) } : num
+    next %a = %a1
+    next %m = %m1
+  }
+  loop {
+    state %b : cat in {0..3} = %a
+    state %n : num in {0..7} = %m
+    iterations 1
+    %b1 = map %b { min(x + 1, 3) } : cat
+    %n1 = map %n { min(x + 1, 7) } : num
+    next %b = %b1
+    next %n = %n1
+  }
+  loop {
+    state %c : cat in {0..3} = %b
+    iterations 1
+    %c1 = map %c { 3 - x } : cat
+    next %c = %c1
+  }
+  %o = seqmap %c, %n { 10 * x + y } : num
+  output %o
+}";
+
+    #[test]
+    fn diff_states_initialised_from_states() {
+        let (checked, c) = compiled(CHAIN);
+        let prepared = PreparedModel::<Rat>::new(&c.model).expect("valid");
+        let inputs = tfc_ir::check::all_inputs(&checked.program, 1000).expect("few inputs");
+        for input in &inputs {
+            let want = interp::run(&checked.program, input, &RunOptions::default()).expect("runs").output;
+            let got = prepared.run(input, Attention::Hard, &ForwardOptions::default()).map(|r| r.outputs);
+            assert_eq!(got.as_ref().ok(), Some(&want), "on {input:?}: {:?}", first_mismatch(&c, &checked, input));
+            let r = first_mismatch(&c, &checked, input);
+            assert!(matches!(r, Ok(None)), "on {input:?}: {r:?}");
+        }
+    }
+
     #[test]
     fn diff_needs_an_input_the_interpreter_accepts() {
         let (checked, c) = compiled(SORT);

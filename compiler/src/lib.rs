@@ -21,6 +21,7 @@ pub mod diff;
 pub mod export;
 pub mod layout;
 pub mod lower;
+pub mod optimize;
 pub mod plan;
 pub mod schedule;
 
@@ -103,4 +104,95 @@ pub fn compile(checked: &Checked) -> Result<Compiled, CompileError> {
     let layout = layout::schedule_to_layout(&plan, &schedule);
     let model = lower::layout_to_model(&plan, &schedule, &layout)?;
     Ok(Compiled { plan, schedule, layout, model })
+}
+
+/// Options of [`compile_with`].
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// 0: no optimization; 1: the e-graph optimizer (docs/OPTIMIZER.md).
+    pub opt_level: u8,
+    /// Ask egg for the rewrite chain from the source to the result.
+    pub explain: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> CompileOptions {
+        CompileOptions { opt_level: 1, explain: false }
+    }
+}
+
+/// Model sizes, for the optimization report.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Sizes {
+    /// Layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP blocks.
+    pub mlps: usize,
+    /// Residual width.
+    pub d_model: usize,
+    /// Parameters.
+    pub params: u64,
+}
+
+impl Sizes {
+    fn of(m: &Model) -> Sizes {
+        let s = m.stats();
+        Sizes { layers: s.layers, heads: s.heads, mlps: s.mlps, d_model: s.d_model, params: s.params }
+    }
+    fn key(&self) -> (usize, usize, u64) {
+        (self.layers, self.d_model, self.params)
+    }
+}
+
+/// A compiled program with the optimizer's report.
+#[derive(Clone, Debug)]
+pub struct CompiledWith {
+    /// The stages of the program that was lowered.
+    pub compiled: Compiled,
+    /// The program that was lowered (the optimized one, or the source).
+    pub checked: Checked,
+    /// What the optimizer did; `None` at `-O0`.
+    pub report: Option<optimize::OptReport>,
+    /// Sizes of the unoptimized model.
+    pub before: Sizes,
+    /// Sizes of the model returned.
+    pub after: Sizes,
+}
+
+/// Compiles with options: at `opt_level` 1 the program is optimized first
+/// ([`optimize::optimize`]), validated against the source, and kept only
+/// when its model is no larger by (layers, d_model, parameters) than the
+/// unoptimized one; otherwise the source is compiled and the report says why.
+pub fn compile_with(checked: &Checked, opts: &CompileOptions) -> Result<CompiledWith, CompileError> {
+    let base = compile(checked)?;
+    let before = Sizes::of(&base.model);
+    if opts.opt_level == 0 {
+        let after = before.clone();
+        return Ok(CompiledWith { compiled: base, checked: checked.clone(), report: None, before, after });
+    }
+    let mut opt = optimize::optimize(checked, &optimize::Limits::from_env(), opts.explain);
+    if opt.report.optimized {
+        match compile(&opt.checked) {
+            Ok(c) => {
+                let after = Sizes::of(&c.model);
+                if after.key() <= before.key() {
+                    return Ok(CompiledWith { compiled: c, checked: opt.checked, report: Some(opt.report), before, after });
+                }
+                opt.report.optimized = false;
+                opt.report.fallback = Some(format!(
+                    "the optimized model is not smaller (layers, d_model, params: {:?} against {:?}); kept the source",
+                    after.key(),
+                    before.key()
+                ));
+            }
+            Err(e) => {
+                opt.report.optimized = false;
+                opt.report.fallback = Some(format!("the optimized program does not compile: {e}; kept the source"));
+            }
+        }
+    }
+    let after = before.clone();
+    Ok(CompiledWith { compiled: base, checked: checked.clone(), report: Some(opt.report), before, after })
 }

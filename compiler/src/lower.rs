@@ -32,6 +32,8 @@
 //! * **Loops** end with a commit MLP: `Δstate = enc(next) − enc(state)`
 //!   and `Δb = baseline(b) − enc(b)` for every value the body computed,
 //!   so the residual holds exactly the new state and the body can run again.
+//!   A later loop's state initialised from this state gets the same Δ in
+//!   its own dimensions (writes fan out to initialised states, transitively).
 
 use crate::layout::{Dims, Layout};
 use crate::plan::{NodeId, NodeKind, Operand, Plan, Selector, StateInit};
@@ -86,13 +88,15 @@ impl Targets<'_> {
         out
     }
     /// The vector written when node `n` takes value `v`: its own encoding
-    /// plus the encodings of the states it initialises.
+    /// plus the encodings of the states it initialises, transitively (a
+    /// state initialised from an earlier loop's state receives every write
+    /// of that state: its initialiser, the embedding, the loop's commits).
     fn write(&self, n: NodeId, v: &Value) -> Vector {
         let mut out = self.enc(n, v);
         for (s, node) in self.plan.nodes.iter().enumerate() {
             if let NodeKind::State { init: StateInit::Node(src), .. } = &node.kind {
                 if *src == n {
-                    for (d, x) in self.enc(s, v) {
+                    for (d, x) in self.write(s, v) {
                         add(&mut out, d, x);
                     }
                 }
@@ -541,18 +545,28 @@ impl Lowerer<'_> {
                 continue;
             }
             match (&self.layout.dims[*s], &self.layout.dims[*n]) {
+                // The state's own dimensions, and those of the later loops'
+                // states initialised from it (`Targets::write`).
                 (Dims::Cat(ms), Dims::Cat(mn)) => {
-                    for dim in ms.values() {
-                        contribute(*dim, *dim, rat(-1), &mut lin);
+                    for (u, dim) in ms {
+                        for (to, x) in self.t.write(*s, u) {
+                            contribute(*dim, to, -x, &mut lin);
+                        }
                     }
                     for (v, dim) in mn {
-                        let to = *ms.get(v).ok_or_else(|| CompileError::internal(format!("next value {v} outside state set")))?;
-                        contribute(*dim, to, rat(1), &mut lin);
+                        if !ms.contains_key(v) {
+                            return Err(CompileError::internal(format!("next value {v} outside state set")));
+                        }
+                        for (to, x) in self.t.write(*s, v) {
+                            contribute(*dim, to, x, &mut lin);
+                        }
                     }
                 }
                 (Dims::Num(ds), Dims::Num(dn)) => {
-                    contribute(*ds, *ds, rat(-1), &mut lin);
-                    contribute(*dn, *ds, rat(1), &mut lin);
+                    for (to, _) in self.t.write(*s, &Value::int(1)) {
+                        contribute(*ds, to, rat(-1), &mut lin);
+                        contribute(*dn, to, rat(1), &mut lin);
+                    }
                 }
                 _ => return Err(CompileError::internal("state and next value differ in encoding".into())),
             }
@@ -641,7 +655,7 @@ impl Lowerer<'_> {
                 }
                 NodeKind::State { init: StateInit::Const(v), .. } => {
                     for p in 1..=plan.max_len {
-                        for (dim, x) in self.t.enc(id, v) {
+                        for (dim, x) in self.t.write(id, v) {
                             pos.push((p, dim, x));
                         }
                     }

@@ -44,6 +44,13 @@ pub const MAX_PRODUCT: usize = 4_000_000;
 pub const MAX_ITERATIONS: usize = 100_000;
 /// How many inputs the checker runs looking for an ambiguous aggregate.
 pub const AGGREGATE_SEARCH_BUDGET: usize = 20_000;
+/// How much interpreter work that search may spend, in units of one
+/// instruction at one of the n × n (query, key) pairs of an input of
+/// length n, plus 32 per instruction for its fixed cost (see
+/// [`run_cost`]). Counting inputs alone let a loop of 100,000 iterations,
+/// or inputs of 1024 tokens, make the search take hours. The bound is
+/// deterministic, so verdicts do not change from run to run.
+pub const AGGREGATE_SEARCH_WORK: u64 = 100_000_000;
 /// How far the static selector analyses (always-true, single-key,
 /// pinned-value, past-only, injectivity) follow definitions back through
 /// `and` / `or` / `not` / `map` before giving up (conservatively: "cannot
@@ -1225,14 +1232,30 @@ pub fn random_input(p: &Program, len: usize, rng: &mut SplitMix) -> Vec<Value> {
 /// first witness).
 fn search_inputs(p: &Program, budget: usize) -> (usize, bool, Option<(Vec<Value>, Diagnostic)>) {
     let opts = crate::interp::RunOptions::default();
+    // The work spent so far (see `AGGREGATE_SEARCH_WORK`): each run is
+    // charged for the loop iterations it ran, or all it might have run
+    // when it failed. Past the budget the search stops, undecided.
+    let spent = Cell::new(0u64);
+    let affordable = || spent.get() <= AGGREGATE_SEARCH_WORK;
     let try_one = |input: &Vec<Value>| -> Option<Diagnostic> {
-        match crate::interp::run(p, input, &opts) {
+        let result = crate::interp::run(p, input, &opts);
+        let units = match &result {
+            Ok(r) => run_cost(p, Some(&r.iterations)),
+            Err(_) => run_cost(p, None),
+        };
+        let n = input.len() as u64;
+        // An instruction costs about as much as 32 pairs besides its pairs.
+        spent.set(spent.get().saturating_add(units.saturating_mul(n * n + 32)));
+        match result {
             Err(d) if d.code == codes::RUNTIME_AMBIGUOUS => Some(d),
             _ => None,
         }
     };
     if let Some(all) = all_inputs(p, budget) {
         for (i, input) in all.iter().enumerate() {
+            if !affordable() {
+                return (i, false, None);
+            }
             if let Some(d) = try_one(input) {
                 return (i + 1, true, Some((input.clone(), d)));
             }
@@ -1251,6 +1274,9 @@ fn search_inputs(p: &Program, budget: usize) -> (usize, bool, Option<(Vec<Value>
         }
     }
     for input in &short {
+        if !affordable() {
+            return (runs, false, None);
+        }
         runs += 1;
         if let Some(d) = try_one(input) {
             return (runs, false, Some((input.clone(), d)));
@@ -1260,12 +1286,38 @@ fn search_inputs(p: &Program, budget: usize) -> (usize, bool, Option<(Vec<Value>
     while runs < budget {
         let len = 1 + rng.below(p.max_len);
         let input = random_input(p, len, &mut rng);
+        if !affordable() {
+            break;
+        }
         runs += 1;
         if let Some(d) = try_one(&input) {
             return (runs, false, Some((input, d)));
         }
     }
     (runs, false, None)
+}
+
+/// The interpreter's work for one input, per (query, key) pair: one unit
+/// per instruction, loop bodies and states once per iteration; with
+/// `iterations` (per loop, in program order) as they ran, else as many as
+/// the stop conditions allow.
+pub fn run_cost(p: &Program, iterations: Option<&[usize]>) -> u64 {
+    let mut loops = 0;
+    p.body.iter().fold(0u64, |acc, s| {
+        acc.saturating_add(match s {
+            Stmt::Let(_) => 1,
+            Stmt::Loop(lp) => {
+                let ran = iterations.and_then(|it| it.get(loops)).map(|&k| k as u64);
+                loops += 1;
+                let iterations = ran.unwrap_or(match &lp.stop {
+                    Stop::Fixed(k) => *k as u64,
+                    Stop::Until { max, .. } => (*max as u64).saturating_add(1),
+                });
+                let per_iteration = (lp.body.len() + lp.state.len()) as u64;
+                iterations.saturating_add(1).saturating_mul(per_iteration).saturating_add(lp.state.len() as u64)
+            }
+        })
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@
 use crate::ast::Encoding;
 use crate::model::{LoopStop, Model, ModelError};
 use crate::value::{Rat, Value};
-use half::{bf16, f16};
+pub use half::{bf16, f16};
 use num_bigint::BigInt;
 use num_integer::Integer;
 use num_traits::{One, Signed, ToPrimitive, Zero};
@@ -363,8 +363,72 @@ macro_rules! emulated_float {
     };
 }
 
+/// An OCP FP8 value, held as the `f32` it stands for (every fp8 value is
+/// exact in f32). `E4M3`: 4 exponent bits (bias 7), 3 fraction bits, so
+/// p = 4 significand bits; smallest normal 2^-6, subnormals down to 2^-9,
+/// largest finite 448 = 1.75 · 2^8, no infinities (overflow is NaN).
+/// `E5M2`: IEEE-like, bias 15, 2 fraction bits (p = 3), smallest normal
+/// 2^-14, subnormals down to 2^-16, largest finite 57344 = 1.75 · 2^15,
+/// overflow to ±∞.
+macro_rules! fp8_type {
+    ($t:ident, $doc:literal, $precision:expr, $min_exp:expr, $max:expr, $overflow:expr) => {
+        #[doc = $doc]
+        #[derive(Clone, Copy, Debug, PartialEq, PartialOrd, Default)]
+        pub struct $t(f32);
+
+        impl $t {
+            /// Significand bits, the hidden bit included.
+            pub const PRECISION: u32 = $precision;
+            /// The largest finite value.
+            pub const MAX: f32 = $max;
+            /// `x` rounded to nearest, ties to even (the OCP conversion
+            /// without saturation): values past the largest finite one by
+            /// half an ulp or more become the format's overflow value.
+            pub fn from_f32(x: f32) -> $t {
+                $t(round_f32_to(x, $precision, $min_exp, $max, $overflow))
+            }
+            /// The exact value.
+            pub fn to_f32(self) -> f32 {
+                self.0
+            }
+        }
+    };
+}
+
+/// Rounds a finite `x` to `precision` significand bits with smallest
+/// normal exponent `min_exp` (subnormal grid below), to nearest with ties
+/// to even; a result above `max` is `overflow` (with x's sign, unless NaN).
+/// Exact: scaling by a power of two is exact in f32 for the exponents
+/// fp8 uses, and `round_ties_even` is exact.
+fn round_f32_to(x: f32, precision: u32, min_exp: i32, max: f32, overflow: f32) -> f32 {
+    if !x.is_finite() {
+        return if x.is_nan() { f32::NAN } else { overflow.copysign(x) };
+    }
+    if x == 0.0 {
+        return x;
+    }
+    // floor(log2 |x|) for normal f32; f32 subnormals are far below fp8's grid.
+    let e = (((x.to_bits() >> 23) & 0xff) as i32 - 127).max(min_exp);
+    let ulp = f32::from_bits(((e - (precision as i32 - 1) + 127) as u32) << 23);
+    let r = (x / ulp).round_ties_even() * ulp;
+    if r.abs() > max {
+        if overflow.is_nan() {
+            f32::NAN
+        } else {
+            overflow.copysign(x)
+        }
+    } else {
+        r
+    }
+}
+
+fp8_type!(Fp8E4M3, "OCP FP8 E4M3: p = 4, max 448, NaN on overflow, no infinities.", 4, -6, 448.0, f32::NAN);
+fp8_type!(Fp8E5M2, "OCP FP8 E5M2: p = 3, max 57344, ±∞ on overflow.", 3, -14, 57344.0, f32::INFINITY);
+
 emulated_float!(f16, "f16", 11, -14);
 emulated_float!(bf16, "bf16", 8, -126);
+emulated_float!(Fp8E4M3, "fp8e4m3", 4, -6);
+emulated_float!(Fp8E5M2, "fp8e5m2", 3, -14);
 
 // ---------------------------------------------------------------------------
 // API types
@@ -1076,11 +1140,29 @@ pub enum Format {
     F16,
     /// bfloat16 ([`bf16`]).
     Bf16,
+    /// OCP FP8 E4M3 ([`Fp8E4M3`]), emulated.
+    Fp8E4M3,
+    /// OCP FP8 E5M2 ([`Fp8E5M2`]), emulated.
+    Fp8E5M2,
 }
 
 impl Format {
     /// Every format, exact first.
-    pub const ALL: [Format; 5] = [Format::Exact, Format::F64, Format::F32, Format::F16, Format::Bf16];
+    pub const ALL: [Format; 7] =
+        [Format::Exact, Format::F64, Format::F32, Format::F16, Format::Bf16, Format::Fp8E4M3, Format::Fp8E5M2];
+
+    /// Significand bits, hidden bit included (`None` for exact).
+    pub fn precision(self) -> Option<u32> {
+        match self {
+            Format::Exact => None,
+            Format::F64 => Some(53),
+            Format::F32 => Some(24),
+            Format::F16 => Some(11),
+            Format::Bf16 => Some(8),
+            Format::Fp8E4M3 => Some(4),
+            Format::Fp8E5M2 => Some(3),
+        }
+    }
 
     /// The CLI name.
     pub fn name(self) -> &'static str {
@@ -1090,6 +1172,8 @@ impl Format {
             Format::F32 => <f32 as Scalar>::NAME,
             Format::F16 => <f16 as Scalar>::NAME,
             Format::Bf16 => <bf16 as Scalar>::NAME,
+            Format::Fp8E4M3 => <Fp8E4M3 as Scalar>::NAME,
+            Format::Fp8E5M2 => <Fp8E5M2 as Scalar>::NAME,
         }
     }
 }
@@ -1106,7 +1190,7 @@ impl std::str::FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown format {s:?} (expected exact, f64, f32, f16 or bf16)"))
+            .ok_or_else(|| format!("unknown format {s:?} (expected exact, f64, f32, f16, bf16, fp8e4m3 or fp8e5m2)"))
     }
 }
 
@@ -1136,6 +1220,8 @@ pub fn run_model_in(
         Format::F32 => go::<f32>(m, tokens, attn),
         Format::F16 => go::<f16>(m, tokens, attn),
         Format::Bf16 => go::<bf16>(m, tokens, attn),
+        Format::Fp8E4M3 => go::<Fp8E4M3>(m, tokens, attn),
+        Format::Fp8E5M2 => go::<Fp8E5M2>(m, tokens, attn),
     }
 }
 
@@ -1538,6 +1624,98 @@ mod tests {
         assert_eq!(model, shift_model());
         let run = run_model::<Rat>(&model, &toks(&[1, 2]), Attention::Hard, &ForwardOptions::default());
         assert_eq!(run.unwrap().outputs, toks(&[0, 1]));
+    }
+
+    #[test]
+    fn fp8_e4m3_rounds_to_nearest_even() {
+        let e = |x: f32| Fp8E4M3::from_f32(x).to_f32();
+        // 3 fraction bits: at 1 the spacing is 2^-3 = 0.125. 1 + 2^-4 =
+        // 1.0625 is halfway between 1 (1.000b) and 1.125 (1.001b): ties go
+        // to the even significand, 1.
+        assert_eq!(e(1.0625), 1.0);
+        // 1 + 3/16 is halfway between 1.125 (1.001b) and 1.25 (1.010b): even is 1.25.
+        assert_eq!(e(1.1875), 1.25);
+        // 17 in [16, 32), spacing 2: halfway between 16 (1.000b·2^4) and 18
+        // (1.001b·2^4): to 16.
+        assert_eq!(e(17.0), 16.0);
+        assert_eq!(e(19.0), 20.0); // halfway 18 (1.001b) / 20 (1.010b): even is 20
+        // 300 in [256, 512), spacing 32: 300/32 = 9.375, nearest 9: 288.
+        assert_eq!(e(300.0), 288.0);
+        // β = 100 in [64, 128), spacing 8: 100/8 = 12.5, a tie: 12 → 96.
+        assert_eq!(e(100.0), 96.0);
+        // Largest finite 448 = 1.75·2^8 (q = 14 at spacing 32); 464 (q = 14.5)
+        // ties to even q = 14 = 448; anything above rounds to q = 15 = 480,
+        // which E4M3 lacks (that code is NaN): NaN, never ∞.
+        assert_eq!(e(448.0), 448.0);
+        assert_eq!(e(464.0), 448.0);
+        assert!(e(465.0).is_nan());
+        assert!(e(-1.0e6).is_nan());
+        assert!(e(f32::INFINITY).is_nan());
+        // Subnormals: the grid below 2^-6 is 2^-9. 2^-10 is halfway between 0
+        // and 2^-9: even is 0; 3·2^-11 = 0.75·2^-9 goes up to 2^-9.
+        assert_eq!(e(2f32.powi(-10)), 0.0);
+        assert_eq!(e(3.0 * 2f32.powi(-11)), 2f32.powi(-9));
+        assert_eq!(e(-5.0 * 2f32.powi(-9)), -5.0 * 2f32.powi(-9));
+        // From exact rationals (no double rounding): 1/3 = 0.0101...b: at
+        // [1/4, 1/2) the spacing is 2^-5, 1/3 · 32 = 10.67 → 11: 11/32.
+        assert_eq!(<Fp8E4M3 as Scalar>::from_rat(&r(1, 3)).to_f32(), 11.0 / 32.0);
+        assert!(<Fp8E4M3 as Scalar>::from_rat(&int(1000)).to_f32().is_nan());
+        // Arithmetic rounds every operation: 1 + 1/16 → 1; 20 · 20 = 400 at
+        // spacing 32 is 12.5 → 12: 384; 30 · 30 = 900 overflows to NaN.
+        let x = |v: f32| Fp8E4M3::from_f32(v);
+        assert_eq!(x(1.0).add(&x(0.0625)).to_f32(), 1.0);
+        assert_eq!(x(20.0).mul(&x(20.0)).to_f32(), 384.0);
+        assert!(!x(30.0).mul(&x(30.0)).is_finite());
+    }
+
+    #[test]
+    fn fp8_e5m2_rounds_to_nearest_even() {
+        let e = |x: f32| Fp8E5M2::from_f32(x).to_f32();
+        // 2 fraction bits: spacing 2^-2 at 1. 1.125 is a tie between 1 (1.00b)
+        // and 1.25 (1.01b): 1. 1.375 ties 1.25 (1.01b) / 1.5 (1.10b): 1.5.
+        assert_eq!(e(1.125), 1.0);
+        assert_eq!(e(1.375), 1.5);
+        // 100 in [64, 128), spacing 16: 6.25 → 6: 96. 17 in [16, 32), spacing
+        // 4: 4.25 → 4: 16.
+        assert_eq!(e(100.0), 96.0);
+        assert_eq!(e(17.0), 16.0);
+        // Largest finite 57344 = 1.75·2^15 (q = 7 at spacing 8192). 60000 is
+        // q = 7.32 → 57344; 61440 is q = 7.5, a tie to even q = 8 = 2^16,
+        // past the range: +∞ (IEEE overflow), and so is anything larger.
+        assert_eq!(e(57344.0), 57344.0);
+        assert_eq!(e(60000.0), 57344.0);
+        assert_eq!(e(61440.0), f32::INFINITY);
+        assert_eq!(e(-1.0e6), f32::NEG_INFINITY);
+        assert!(e(f32::NAN).is_nan());
+        // Subnormal grid 2^-16: 2^-17 ties to 0, 3·2^-18 goes up to 2^-16.
+        assert_eq!(e(2f32.powi(-17)), 0.0);
+        assert_eq!(e(3.0 * 2f32.powi(-18)), 2f32.powi(-16));
+        // 300 · 300 = 90000 overflows to ∞; from a rational too.
+        let x = |v: f32| Fp8E5M2::from_f32(v);
+        assert_eq!(x(256.0).mul(&x(256.0)).to_f32(), f32::INFINITY);
+        assert!(<Fp8E5M2 as Scalar>::from_rat(&int(70000)).to_f32().is_infinite());
+        // 1/3: [1/4, 1/2) spacing 2^-4, 16/3 = 5.33 → 5: 5/16.
+        assert_eq!(<Fp8E5M2 as Scalar>::from_rat(&r(1, 3)).to_f32(), 5.0 / 16.0);
+    }
+
+    #[test]
+    fn fp8_every_code_round_trips() {
+        // Every finite E4M3 / E5M2 value, built from its fields, is a fixed point.
+        for exp in 0..16i32 {
+            for frac in 0..8 {
+                let v = if exp == 0 { frac as f32 * 2f32.powi(-9) } else { (8 + frac) as f32 * 2f32.powi(exp - 10) };
+                if v <= 448.0 {
+                    assert_eq!(Fp8E4M3::from_f32(v).to_f32(), v);
+                    assert_eq!(Fp8E4M3::from_f32(-v).to_f32(), -v);
+                }
+            }
+        }
+        for exp in 0..31i32 {
+            for frac in 0..4 {
+                let v = if exp == 0 { frac as f32 * 2f32.powi(-16) } else { (4 + frac) as f32 * 2f32.powi(exp - 17) };
+                assert_eq!(Fp8E5M2::from_f32(v).to_f32(), v);
+            }
+        }
     }
 
     #[test]

@@ -583,6 +583,24 @@ fn checker_work_per_program() {
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
 }
 
+/// The same, one instruction at a time (cargo-fuzz reported it as a
+/// timeout, from `tracr/shuffle_dyck2_n10.ir` with `max_len 43`): a seqmap
+/// of two prefix means (some 580 values each) evaluates 10^5 pairs of
+/// rationals before its set passes the limit, ordered-set inserts of
+/// rationals with unlike denominators included: seconds per instruction at
+/// opt-level 1, and a file may hold thousands. Left for the lead.
+#[test]
+#[ignore = "checker work is bounded per instruction, not per program"]
+fn seqmap_of_prefix_means() {
+    let src = prog(
+        "vocab {\"(\", \")\"} max_len 43",
+        "  %tok = tokens\n  %idx = indices\n  %p = select %idx, %idx, le\n  %b = map %tok { x == \"(\" } : num\n  %o = aggregate %p, %b : num\n  %c = map %tok { x == \")\" } : num\n  %q = aggregate %p, %c : num\n  %out = seqmap %o, %q { 1 * x + -1 * y } : num",
+    );
+    let t = Instant::now();
+    assert_eq!(outcome(&src), Outcome::CheckErrors(vec![codes::SET_TOO_LARGE]));
+    assert!(t.elapsed() < Duration::from_secs(1), "took {:?}", t.elapsed());
+}
+
 /// The deepest expressions the parser accepts (64 levels of written
 /// nesting, and trees 64 deep) parse, check, print and run on a small
 /// stack: the bounds leave a wide margin below the 2 MiB of a test thread
@@ -683,4 +701,42 @@ proptest! {
             prop_assert_eq!(got, Some(want));
         }
     }
+}
+
+/// Regression (cargo-fuzz timed out on the corpus file
+/// `errors/cat_set_over_limit.ir`): a `cat` seqmap over 1000 × 1000 values
+/// evaluated 100,000 pairs before giving up, where 4097 values already
+/// settle it.
+#[test]
+fn cat_seqmap_over_the_limit_stops_early() {
+    let src = prog("vocab {0..999} max_len 4", "  %tok = tokens\n  %out = seqmap %tok, %tok { x * 1000 + y } : cat");
+    assert_eq!(first_error_within(&src, Duration::from_secs(1)), codes::SET_TOO_LARGE);
+}
+
+/// Regression: the checker's search for an ambiguous categorical aggregate
+/// ran the interpreter on up to 20,000 inputs, whole programs each time:
+/// with a loop of 100,000 iterations that was 2 * 10^9 loop steps (hours)
+/// for a 7-line valid program, and inputs of 1024 tokens cost 10^6 per
+/// selector each. The search now also has a deterministic work budget;
+/// past it the aggregate is undecided (W0003) and `tfc verify` decides.
+#[test]
+fn aggregate_search_has_a_work_budget() {
+    let agg = "  %t = tokens\n  %c = const 1 : cat\n  %le = select %t, %t, le\n  %a = aggregate %le, %c default 0 : cat\n";
+    for (header, body) in [
+        ("vocab {0..9} max_len 5", format!("{agg}  loop {{ state %s : cat in {{0}} = 0 iterations 100000 next %s = %s }}\n  %out = seqmap %a, %s {{ x + y }} : cat")),
+        ("vocab {0..9} max_len 1024", format!("{agg}  %out = map %a {{ x }} : cat")),
+        ("vocab {0} max_len 1024", format!("{agg}  %out = map %a {{ x }} : cat")),
+    ] {
+        let (_, p) = parse_bytes(prog(header, &body).as_bytes()).unwrap();
+        let t = Instant::now();
+        let c = check(&p).expect("accepted");
+        assert!(t.elapsed() < Duration::from_secs(10), "{header}: took {:?}", t.elapsed());
+        assert!(c.warnings.iter().any(|d| d.code == codes::W_AGGREGATE_UNDECIDED), "{header}: {:?}", c.warnings);
+    }
+    // Runs are charged for the iterations they ran: an `until` loop that
+    // may run 100,000 times but halts at once leaves the search exhaustive.
+    let body = format!("{agg}  loop {{ state %h : cat in {{0, 1}} = 0 until %h max 100000 %h1 = map %h {{ 1 }} : cat next %h = %h1 }}\n  %out = seqmap %a, %h {{ x + y }} : cat");
+    let (_, p) = parse_bytes(prog("vocab {0, 1, 2} max_len 4", &body).as_bytes()).unwrap();
+    let c = check(&p).expect("accepted");
+    assert_eq!(c.aggregates["a"], tfc_ir::check::AggregateVerdict::Exhaustive(120));
 }

@@ -55,6 +55,7 @@
 pub mod basis;
 mod blocks;
 pub mod evidence;
+pub mod precision;
 pub mod seq;
 pub mod smt;
 

@@ -1,0 +1,258 @@
+//! Function bodies: linear normal form, substitution and composition.
+//!
+//! The e-graph never sees arithmetic inside a function body: a body is one
+//! leaf, and equal bodies are equal leaves. Linear arithmetic is normalised
+//! here, once, by [`normalise`] (the `linear-normalise` rule applies it), so
+//! `x + (y + (-x))` becomes `y` without any commutativity or associativity
+//! rule in the e-graph (raw AC rules explode it; issue 6, "Cases from the
+//! field").
+//!
+//! A body is read as a sum `c0 + c1*a1 + ... + cn*an` of *atoms* (`x`, `y`,
+//! or any sub-expression that is not `+ - * /` by a constant, itself
+//! normalised inside). The identities used are the ones proved in
+//! `proofs/rules/linear-normalise.*.smt2`. Dropping an atom whose
+//! coefficient cancels to 0 can only make the body defined in more places
+//! (`+ - * /` evaluate every operand), and the checker has already shown
+//! that the original body is defined on its whole input set.
+
+use std::collections::BTreeMap;
+use tfc_ir::ast::{BinOp, Builtin, Expr, ExprKind, Func, UnOp, Var};
+use tfc_ir::eval;
+use tfc_ir::{Rat, Value, ValueSet};
+use num_traits::{One, Signed, Zero};
+
+/// A linear combination of atoms (keyed by their printed text) plus a constant.
+#[derive(Clone, Debug, Default)]
+struct Lin {
+    terms: BTreeMap<String, (Expr, Rat)>,
+    c: Rat,
+}
+
+impl Lin {
+    fn constant(c: Rat) -> Lin {
+        Lin { terms: BTreeMap::new(), c }
+    }
+    fn atom(e: Expr) -> Lin {
+        let mut terms = BTreeMap::new();
+        terms.insert(tfc_ir::printer::expr(&e), (e, Rat::one()));
+        Lin { terms, c: Rat::zero() }
+    }
+    fn is_const(&self) -> bool {
+        self.terms.is_empty()
+    }
+    fn add(mut self, other: Lin, sign: &Rat) -> Lin {
+        self.c += &other.c * sign;
+        for (k, (e, r)) in other.terms {
+            let entry = self.terms.entry(k).or_insert((e, Rat::zero()));
+            entry.1 += r * sign;
+        }
+        self.terms.retain(|_, (_, r)| !r.is_zero());
+        self
+    }
+    fn scale(mut self, k: &Rat) -> Lin {
+        self.c *= k;
+        for (_, r) in self.terms.values_mut() {
+            *r *= k;
+        }
+        self.terms.retain(|_, (_, r)| !r.is_zero());
+        self
+    }
+    fn to_expr(&self) -> Expr {
+        let mut out: Option<Expr> = None;
+        let lit = |r: Rat| Expr::new(ExprKind::Lit(Value::Num(r)));
+        for (e, r) in self.terms.values() {
+            let mag = r.abs();
+            let term = if mag.is_one() { e.clone() } else { Expr::new(ExprKind::Binary(BinOp::Mul, Box::new(lit(mag)), Box::new(e.clone()))) };
+            out = Some(match out {
+                None if r.is_negative() => Expr::new(ExprKind::Unary(UnOp::Neg, Box::new(term))),
+                None => term,
+                Some(acc) => {
+                    let op = if r.is_negative() { BinOp::Sub } else { BinOp::Add };
+                    Expr::new(ExprKind::Binary(op, Box::new(acc), Box::new(term)))
+                }
+            });
+        }
+        match out {
+            None => lit(self.c.clone()),
+            Some(acc) if self.c.is_zero() => acc,
+            Some(acc) => {
+                let op = if self.c.is_negative() { BinOp::Sub } else { BinOp::Add };
+                Expr::new(ExprKind::Binary(op, Box::new(acc), Box::new(lit(self.c.abs()))))
+            }
+        }
+    }
+}
+
+fn lin(e: &Expr) -> Lin {
+    match &e.kind {
+        ExprKind::Lit(Value::Num(r)) => Lin::constant(r.clone()),
+        ExprKind::Unary(UnOp::Neg, a) => lin(a).scale(&-Rat::one()),
+        ExprKind::Binary(BinOp::Add, a, b) => lin(a).add(lin(b), &Rat::one()),
+        ExprKind::Binary(BinOp::Sub, a, b) => lin(a).add(lin(b), &-Rat::one()),
+        ExprKind::Binary(BinOp::Mul, a, b) => {
+            let (la, lb) = (lin(a), lin(b));
+            if la.is_const() {
+                lb.scale(&la.c)
+            } else if lb.is_const() {
+                la.scale(&lb.c)
+            } else {
+                Lin::atom(Expr::new(ExprKind::Binary(BinOp::Mul, Box::new(la.to_expr()), Box::new(lb.to_expr()))))
+            }
+        }
+        ExprKind::Binary(BinOp::Div, a, b) => {
+            let (la, lb) = (lin(a), lin(b));
+            if lb.is_const() && !lb.c.is_zero() {
+                la.scale(&(Rat::one() / &lb.c))
+            } else {
+                Lin::atom(Expr::new(ExprKind::Binary(BinOp::Div, Box::new(la.to_expr()), Box::new(lb.to_expr()))))
+            }
+        }
+        _ => Lin::atom(inner(e)),
+    }
+}
+
+/// Normalises the children of a non-linear node.
+fn inner(e: &Expr) -> Expr {
+    let kind = match &e.kind {
+        ExprKind::Lit(_) | ExprKind::Var(_) => return e.clone(),
+        ExprKind::Unary(op, a) => ExprKind::Unary(*op, Box::new(normalise(a))),
+        ExprKind::Binary(op, a, b) => ExprKind::Binary(*op, Box::new(normalise(a)), Box::new(normalise(b))),
+        ExprKind::Call(f, args) => ExprKind::Call(*f, args.iter().map(normalise).collect()),
+    };
+    Expr::new(kind)
+}
+
+/// The linear normal form of a body.
+pub fn normalise(e: &Expr) -> Expr {
+    lin(e).to_expr()
+}
+
+/// Whether `e` reads `v`.
+pub fn reads(e: &Expr, v: Var) -> bool {
+    let mut found = false;
+    tfc_ir::check::walk(e, &mut |n| found |= n.kind == ExprKind::Var(v));
+    found
+}
+
+/// `e` with every `from` replaced by `to`.
+pub fn subst(e: &Expr, from: Var, to: &Expr) -> Expr {
+    let kind = match &e.kind {
+        ExprKind::Var(v) if *v == from => return to.clone(),
+        ExprKind::Lit(_) | ExprKind::Var(_) => return e.clone(),
+        ExprKind::Unary(op, a) => ExprKind::Unary(*op, Box::new(subst(a, from, to))),
+        ExprKind::Binary(op, a, b) => ExprKind::Binary(*op, Box::new(subst(a, from, to)), Box::new(subst(b, from, to))),
+        ExprKind::Call(f, args) => ExprKind::Call(*f, args.iter().map(|a| subst(a, from, to)).collect()),
+    };
+    Expr::new(kind)
+}
+
+/// The most rows a composed table may have.
+pub const MAX_TABLE: usize = 4096;
+
+/// `outer ∘ inner` as a function of `inner`'s arguments, whose sets are
+/// `sets` (one for a map, two for a seqmap); `None` if some value fails
+/// or a table would be too large.
+pub fn compose(outer: &Func, inner: &Func, sets: &[&ValueSet]) -> Option<Func> {
+    if let (Func::Expr(o), Func::Expr(i)) = (outer, inner) {
+        return Some(Func::Expr(subst(o, Var::X, i)));
+    }
+    tabulate(sets, |args| eval::apply(outer, &[eval::apply(inner, args).ok()?]).ok())
+}
+
+/// A table of `f` over the product of `sets`.
+pub fn tabulate(sets: &[&ValueSet], f: impl Fn(&[Value]) -> Option<Value>) -> Option<Func> {
+    let size = sets.iter().try_fold(1usize, |acc, s| acc.checked_mul(s.len()))?;
+    if size > MAX_TABLE {
+        return None;
+    }
+    let mut rows = Vec::with_capacity(size);
+    match sets {
+        [a] => {
+            for v in a.iter() {
+                rows.push((vec![v.clone()], f(std::slice::from_ref(v))?));
+            }
+        }
+        [a, b] => {
+            for u in a.iter() {
+                for v in b.iter() {
+                    let args = vec![u.clone(), v.clone()];
+                    let out = f(&args)?;
+                    rows.push((args, out));
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(Func::Table(rows))
+}
+
+/// A seqmap's function with its argument `fixed` (0 = x, 1 = y) set to `c`,
+/// as a map function of the other argument; `other` is that argument's set.
+pub fn fix_arg(f: &Func, fixed: usize, c: &Value, other: &ValueSet) -> Option<Func> {
+    match f {
+        Func::Expr(e) => {
+            let lit = Expr::new(ExprKind::Lit(c.clone()));
+            Some(Func::Expr(if fixed == 0 {
+                subst(&subst(e, Var::X, &lit), Var::Y, &Expr::new(ExprKind::Var(Var::X)))
+            } else {
+                subst(e, Var::Y, &lit)
+            }))
+        }
+        Func::Table(_) => tabulate(&[other], |a| {
+            let args = if fixed == 0 { vec![c.clone(), a[0].clone()] } else { vec![a[0].clone(), c.clone()] };
+            eval::apply(f, &args).ok()
+        }),
+    }
+}
+
+/// A seqmap function that does not read `y` (or `x`) as a map function of
+/// the argument it reads.
+pub fn drop_arg(f: &Func, dropped: usize) -> Option<Func> {
+    let Func::Expr(e) = f else { return None };
+    let x = Expr::new(ExprKind::Var(Var::X));
+    match dropped {
+        1 if !reads(e, Var::Y) => Some(Func::Expr(e.clone())),
+        0 if !reads(e, Var::X) => Some(Func::Expr(subst(e, Var::Y, &x))),
+        _ => None,
+    }
+}
+
+/// Whether the body is the constant `c` (a literal).
+pub fn as_literal(f: &Func) -> Option<&Value> {
+    match f {
+        Func::Expr(Expr { kind: ExprKind::Lit(v), .. }) => Some(v),
+        _ => None,
+    }
+}
+
+/// Whether the body is `x`.
+pub fn is_identity(f: &Func) -> bool {
+    matches!(f, Func::Expr(Expr { kind: ExprKind::Var(Var::X), .. }))
+}
+
+#[allow(dead_code)]
+fn _uses(_: Builtin) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn body(src: &str) -> Expr {
+        let p = tfc_ir::parse(&format!("program p {{ vocab {{1}} max_len 1 %t = tokens : num %s = seqmap %t, %t {{ {src} }} : num output %s }}")).unwrap();
+        match &p.body[1] {
+            tfc_ir::Stmt::Let(l) => match &l.op {
+                tfc_ir::Op::SeqMap { func: Func::Expr(e), .. } => e.clone(),
+                _ => unreachable!(),
+            },
+            _ => unreachable!(),
+        }
+    }
+    #[test]
+    fn optimize_linear_normal_form() {
+        let n = |s: &str| tfc_ir::printer::expr(&normalise(&body(s)));
+        assert_eq!(n("x + (y + (-x))"), "y");
+        assert_eq!(n("x * 0"), "0");
+        assert_eq!(n("2 * (x + 1) - 2"), "2 * x");
+        assert_eq!(n("min(x + 0, y) - 3"), "min(x, y) - 3");
+        assert_eq!(n("x / 2 + x / 2"), "x");
+    }
+}

@@ -1,0 +1,16 @@
+; rule `seqmap-const-left` (compiler/src/optimize/rules.rs): seqmap g a b => map g(c, _) b
+; side condition: set(a) = {c}, so a = c at every position
+; The negation of LHS == RHS; unsat means the rule is sound for every value
+; in its domain. Values (rationals or symbols) are the uninterpreted sort V
+; where the rule does no arithmetic; function bodies are uninterpreted.
+; expected: unsat
+(set-logic UF)
+(declare-sort V 0)
+(declare-fun g (V V) V)
+(declare-const c V)
+(define-fun h ((y V)) V (g c y))
+(declare-const a V)
+(declare-const b V)
+(assert (= a c))
+(assert (not (= (g a b) (h b))))
+(check-sat)
