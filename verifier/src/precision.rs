@@ -491,6 +491,12 @@ fn mlp_bound(m: &Mlp, x: &Vector, in_err: &dyn Fn(usize) -> f64, out_dims: &[usi
         de[i] += gamma(k[i] + 2, u) * a[i] + (k[i] + 1) as f64 * f.eta;
     }
     let h: Vec<f64> = z.iter().map(|v| v.max(0.0)).collect();
+    // A unit whose pre-activation stays negative under its error bound computes exactly 0.
+    for i in 0..hidden {
+        if z[i] + de[i] < 0.0 {
+            de[i] = 0.0;
+        }
+    }
     let mut worst = 0f64;
     for &c in out_dims {
         let (mut y, mut dy, mut mag, mut terms) = (0f64, 0f64, 0f64, 1usize);

@@ -340,6 +340,7 @@ impl egg::Applier<Ir, super::IrAnalysis> for RuleApplier {
             for s in &m.substs {
                 let kids: Vec<Id> = (0..2).filter_map(|i| s.get(var(i)).copied()).collect();
                 let terms = (self.apply)(egraph, m.eclass, head, &kids);
+                if std::env::var_os("TFC_OPT_DEBUG").is_some() { eprintln!("{rule_name} {head} {kids:?} -> {terms:?}"); }
                 for t in terms {
                     let mut to: PatternAst<Ir> = PatternAst::default();
                     let mut subst = s.clone();
