@@ -317,26 +317,36 @@ pub fn computed_by(compiled: &Compiled, step: Step) -> Vec<String> {
 /// at every step and the real model's loop runs and outputs equal the
 /// interpreter's.
 ///
-/// The residual walk uses a copy of the model with every loop pinned to
-/// the interpreter's number of runs, so that steps line up with the trace
-/// even when a halting test is wrong; the real model is run too, for
-/// [`Mismatch::output_position`] and for [`DiffError::Undiagnosed`].
+/// The residual walk reads the real run's residuals when its loops ran as
+/// many times as the interpreter's; otherwise (a wrong halting test) it
+/// runs a copy of the model with every loop pinned to the interpreter's
+/// number of runs, so that steps line up with the trace. The real run
+/// gives [`Mismatch::output_position`] and [`DiffError::Undiagnosed`].
 pub fn first_mismatch(compiled: &Compiled, checked: &Checked, tokens: &[Value]) -> Result<Option<Mismatch>, DiffError> {
     let run = interp::run(&checked.program, tokens, &RunOptions { trace: true }).map_err(DiffError::Interpreter)?;
     let model = &compiled.model;
-    let real = PreparedModel::<Rat>::new(model)?.run(tokens, Attention::Hard, &ForwardOptions { keep_residuals: false });
-
-    let mut pinned = model.clone();
-    if pinned.loops.len() != run.iterations.len() {
-        return Err(DiffError::Plan(format!("the model has {} loops, the program ran {}", pinned.loops.len(), run.iterations.len())));
+    if model.loops.len() != run.iterations.len() {
+        return Err(DiffError::Plan(format!("the model has {} loops, the program ran {}", model.loops.len(), run.iterations.len())));
     }
-    for (lp, &runs) in pinned.loops.iter_mut().zip(&run.iterations) {
-        lp.stop = LoopStop::Fixed(runs);
-    }
-    // Residuals without decoding: a broken model's readout may be ambiguous.
-    let walked = PreparedModel::<Rat>::new(&pinned)?.residuals(tokens, Attention::Hard, &ForwardOptions { keep_residuals: true })?;
+    let keep = ForwardOptions { keep_residuals: true };
+    let prepared = PreparedModel::<Rat>::new(model)?;
+    // Residuals first, decoding apart: a broken model's readout may be ambiguous.
+    let real = prepared.residuals(tokens, Attention::Hard, &keep);
+    let real_outputs = real.as_ref().map_err(Clone::clone).and_then(|r| prepared.decode(&r.final_residual));
+    let pinned_run;
+    let walked = match &real {
+        Ok(r) if r.loop_iterations == run.iterations => r,
+        _ => {
+            let mut pinned = model.clone();
+            for (lp, &runs) in pinned.loops.iter_mut().zip(&run.iterations) {
+                lp.stop = LoopStop::Fixed(runs);
+            }
+            pinned_run = PreparedModel::<Rat>::new(&pinned)?.residuals(tokens, Attention::Hard, &keep)?;
+            &pinned_run
+        }
+    };
 
-    let output_position = real.as_ref().ok().and_then(|r| r.outputs.iter().zip(&run.output).position(|(a, b)| a != b));
+    let output_position = real_outputs.as_ref().ok().and_then(|o| o.iter().zip(&run.output).position(|(a, b)| a != b));
     let expected = Expected::new(compiled, &run, tokens);
     for (k, (step, actual)) in walked.steps.iter().zip(&walked.residuals).enumerate() {
         let want = expected.residual(*step)?;
@@ -356,22 +366,20 @@ pub fn first_mismatch(compiled: &Compiled, checked: &Checked, tokens: &[Value]) 
             }
         }
     }
-    match real {
-        Err(e) => Err(DiffError::Undiagnosed(format!("the real model fails: {e}"))),
-        Ok(r) if r.loop_iterations != run.iterations => Err(DiffError::Undiagnosed(format!(
+    let real = real.map_err(|e| DiffError::Undiagnosed(format!("the real model fails: {e}")))?;
+    if real.loop_iterations != run.iterations {
+        return Err(DiffError::Undiagnosed(format!(
             "the real model's loops ran {:?} times, the interpreter's {:?} (a wrong halting dimension?)",
-            r.loop_iterations, run.iterations
-        ))),
-        Ok(r) => match output_position {
-            Some(p) => Err(DiffError::Undiagnosed(format!(
-                "the readout decodes {} at index {p} where the interpreter gives {}",
-                r.outputs[p], run.output[p]
-            ))),
-            None if r.outputs.len() != run.output.len() => {
-                Err(DiffError::Undiagnosed(format!("the model gives {} outputs, the interpreter {}", r.outputs.len(), run.output.len())))
-            }
-            None => Ok(None),
-        },
+            real.loop_iterations, run.iterations
+        )));
+    }
+    let outputs = real_outputs.map_err(|e| DiffError::Undiagnosed(format!("the readout fails: {e}")))?;
+    match output_position {
+        Some(p) => Err(DiffError::Undiagnosed(format!("the readout decodes {} at index {p} where the interpreter gives {}", outputs[p], run.output[p]))),
+        None if outputs.len() != run.output.len() => {
+            Err(DiffError::Undiagnosed(format!("the model gives {} outputs, the interpreter {}", outputs.len(), run.output.len())))
+        }
+        None => Ok(None),
     }
 }
 

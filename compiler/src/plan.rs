@@ -25,7 +25,7 @@
 //! the plan means exactly what the program means.
 
 use crate::CompileError;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use tfc_ir::ast::*;
 use tfc_ir::check::Checked;
@@ -64,7 +64,8 @@ pub struct Literal {
     /// The node read on the query side.
     pub query: NodeId,
     /// The selected (key base value, query base value) pairs.
-    pub selected: BTreeSet<(Value, Value)>,
+    /// (A hash set: the score tables of large programs look up millions of pairs.)
+    pub selected: HashSet<(Value, Value)>,
 }
 
 /// A conjunction of literals; empty means "every key".
@@ -732,7 +733,7 @@ fn selector(b: &Builder, ids: &HashMap<String, NodeId>, nodes: &[Node], name: &s
             });
         }
         let (kn, qn) = *pairs.iter().next().expect("one pair");
-        let mut selected = BTreeSet::new();
+        let mut selected = HashSet::new();
         // Plan nodes are built in order, so the key and query sets are known here.
         let (kset, qset) = (&nodes[kn].set, &nodes[qn].set);
         for k in kset {

@@ -907,23 +907,3 @@ fn corpus_programs_round_trip() {
     eprintln!("{n} corpus programs round-trip");
 }
 
-/// How many generated programs the checker accepts, and the first error
-/// of the others: for tuning the generator (`--ignored --nocapture`).
-#[test]
-#[ignore = "statistics, for tuning the generator"]
-fn generator_stats() {
-    for mode in [Mode::Round, Mode::Checkable] {
-        let mut runner = TestRunner::deterministic();
-        let strategy = program(mode);
-        let mut accepted = 0;
-        let mut first = std::collections::BTreeMap::new();
-        for _ in 0..400 {
-            let p = strategy.new_tree(&mut runner).unwrap().current();
-            match check(&p) {
-                Ok(_) => accepted += 1,
-                Err(ds) => *first.entry(ds[0].code).or_insert(0) += 1,
-            }
-        }
-        println!("{mode:?}: {accepted} of 400 accepted; first codes of the rest: {first:?}");
-    }
-}

@@ -467,7 +467,11 @@ pub fn verify(checked: &Checked, model: &Model, opts: &Options) -> Result<Report
     }
 
     // Confirm failures with a concrete input; collect the evidence either way.
-    let (evidence, mismatch) = crate::evidence::differential(prog, model, opts.evidence_inputs, opts.evidence_seconds);
+    let (evidence, mut mismatch) = crate::evidence::differential(prog, model, opts.evidence_inputs, opts.evidence_seconds);
+    // A failed local check with no witness yet: look again, among long inputs.
+    if mismatch.is_none() && blocks_out.iter().any(|b| b.verdict == Verdict::Refuted) {
+        mismatch = crate::evidence::long_inputs(prog, model, opts.evidence_inputs.max(500), opts.evidence_seconds.max(2.0));
+    }
     let mut counterexample = None;
     for b in &mut blocks_out {
         if b.verdict == Verdict::Refuted {

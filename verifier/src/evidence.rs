@@ -76,3 +76,31 @@ pub fn differential(prog: &Program, model: &Model, budget: usize, seconds: f64) 
     }
     (ev, first)
 }
+
+/// A second, targeted search used to confirm a failed local check: long
+/// inputs only (lengths from max_len/2 up), where failures at high
+/// positions and indices live, fixed seed, bounded in count and time.
+pub fn long_inputs(prog: &Program, model: &Model, budget: usize, seconds: f64) -> Option<Mismatch> {
+    let start = std::time::Instant::now();
+    let pm = PreparedModel::<Rat>::new(model).ok()?;
+    let mut rng = SplitMix(0x10c0_4e57);
+    let lo = (prog.max_len / 2).max(1);
+    let opts = ForwardOptions::default();
+    for k in 0..budget {
+        if k > 0 && start.elapsed().as_secs_f64() > seconds {
+            break;
+        }
+        let len = lo + rng.below(prog.max_len - lo + 1);
+        let input = random_input(prog, len, &mut rng);
+        let Ok(run) = interp::run(prog, &input, &interp::RunOptions::default()) else { continue };
+        let got = pm.run(&input, Attention::Hard, &opts);
+        let diff = match &got {
+            Ok(r) => r.outputs.iter().zip(&run.output).position(|(a, b)| a != b).map(|p| (p, r.outputs[p].to_string())),
+            Err(e) => Some((0, format!("error: {e}"))),
+        };
+        if let Some((position, actual)) = diff {
+            return Some(Mismatch { input, position, expected: run.output[position].to_string(), actual });
+        }
+    }
+    None
+}

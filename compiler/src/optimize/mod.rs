@@ -399,7 +399,7 @@ pub enum Stop {
     Saturated,
     /// The iteration limit was reached; not saturated.
     IterationLimit(usize),
-    /// The node limit was reached; not saturated.
+    /// The node limit was passed (egg's count of e-nodes when it stopped); not saturated.
     NodeLimit(usize),
     /// The time limit was reached; not saturated.
     TimeLimit(f64),
@@ -414,7 +414,7 @@ impl fmt::Display for Stop {
         match self {
             Stop::Saturated => write!(f, "saturated"),
             Stop::IterationLimit(n) => write!(f, "iteration limit ({n}) reached, not saturated"),
-            Stop::NodeLimit(n) => write!(f, "node limit ({n}) reached, not saturated"),
+            Stop::NodeLimit(n) => write!(f, "node limit reached ({n} e-nodes), not saturated"),
             Stop::TimeLimit(s) => write!(f, "time limit ({s} s) reached, not saturated"),
             Stop::Other(s) => write!(f, "stopped: {s}"),
             Stop::NotRun => write!(f, "not run"),

@@ -275,6 +275,9 @@ impl Searcher<Ir, super::IrAnalysis> for OpSearcher {
     fn search_eclass_with_limit(&self, egraph: &IrGraph, eclass: Id, limit: usize) -> Option<SearchMatches<'_, Ir>> {
         self.search_eclass_all(egraph, eclass, limit).into_iter().next()
     }
+    fn search(&self, egraph: &IrGraph) -> Vec<SearchMatches<'_, Ir>> {
+        self.search_with_limit(egraph, usize::MAX)
+    }
     fn search_with_limit(&self, egraph: &IrGraph, limit: usize) -> Vec<SearchMatches<'_, Ir>> {
         let mut out = vec![];
         for class in egraph.classes() {

@@ -256,14 +256,3 @@ mod tests {
         assert_eq!(n("x / 2 + x / 2"), "x");
     }
 }
-#[cfg(test)]
-mod dbg_tests {
-    #[test]
-    fn dbg_drop() {
-        let p = tfc_ir::parse("program p { vocab {1} max_len 1 %t = tokens : num %s = seqmap %t, %t { y } : num output %s }").unwrap();
-        if let tfc_ir::Stmt::Let(l) = &p.body[1] { if let tfc_ir::Op::SeqMap { func, .. } = &l.op {
-            eprintln!("{:?}", super::drop_arg(func, 0));
-            if let tfc_ir::Func::Expr(e) = func { eprintln!("reads x {}", super::reads(e, tfc_ir::Var::X)); }
-        }}
-    }
-}
