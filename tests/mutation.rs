@@ -64,7 +64,7 @@ use tfc_ir::{Program, Rat, Value};
 use tfc_verifier::{Options, Verdict};
 
 /// Mutants per program: four of each kind of [`KINDS`], one of each of [`EXTRA`].
-const MUTANTS: usize = 32;
+const MUTANTS: usize = 24;
 /// Mutants for the slow loop programs.
 const MUTANTS_SLOW: usize = 6;
 /// Exhaustive differential run up to this many inputs.
