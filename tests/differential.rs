@@ -509,6 +509,7 @@ fn a_planted_error_is_caught_and_located() {
     let (inputs, exhaustive) = inputs_for(&c);
     let r = check_program(&c, &inputs, exhaustive);
     let failure = r.failure.expect("the planted error is caught");
+    println!("{failure}");
     let label = format!("layer {layer} attention [%out]");
     assert!(failure.contains(&label) && failure.contains("`%out:1`"), "diagnosis does not point at the %out head:\n{failure}");
 }

@@ -3,7 +3,6 @@
 //! and random small programs optimized, checked by the interpreter against
 //! the source and verified against the source.
 
-use proptest::prelude::*;
 use std::path::Path;
 use tfc_compiler::{compile_with, CompileOptions};
 use tfc_ir::check::{check, Checked};

@@ -34,11 +34,12 @@
 //! Loops are checked **exactly, per iteration and per sublayer**, not only
 //! at their boundaries: the interpreter's trace gives every body value per
 //! iteration ([`interp::TraceEntry::iteration`]) and every state at the
-//! start of each iteration. To keep the model's steps aligned with the
-//! trace when an `until` loop's halting test is itself wrong, the residual
-//! walk runs a copy of the model whose loops are pinned to the numbers of
-//! runs the interpreter made; the real model's runs and outputs are
-//! compared afterwards (see [`DiffError::Undiagnosed`]).
+//! start of each iteration. When an `until` loop ran a different number
+//! of times than the interpreter's (a wrong halting test), the residual
+//! walk runs a copy of the model whose loops are pinned to the
+//! interpreter's numbers of runs, so that steps stay aligned with the
+//! trace; the real model's runs and outputs are compared afterwards (see
+//! [`DiffError::Undiagnosed`]).
 //!
 //! Dimensions are filled additively, one node at a time, so this assumes
 //! what [`crate::layout`] does today: every node owns its dimensions (no

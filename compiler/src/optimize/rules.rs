@@ -104,6 +104,10 @@ fn node(op: OpK, enc: Option<Encoding>, arg: u32, kids: Vec<Term>) -> Term {
 fn map_fuse(eg: &mut IrGraph, _: Id, h: Head, a: &[Id]) -> Vec<Term> {
     let mut out = vec![];
     for (g, kids) in nodes_of(eg, a[0], Map) {
+        // `map g c` inside class c itself (an identity found earlier): fusing would loop.
+        if eg.find(kids[0]) == eg.find(a[0]) {
+            continue;
+        }
         let Some(s) = set(eg, kids[0]) else { continue };
         let (f, gf) = (eg.analysis.funcs[h.arg as usize].clone(), eg.analysis.funcs[g.arg as usize].clone());
         if let Some(fg) = simplify::compose(&f, &gf, &[&s]) {
@@ -117,6 +121,9 @@ fn map_fuse(eg: &mut IrGraph, _: Id, h: Head, a: &[Id]) -> Vec<Term> {
 fn map_after_seqmap(eg: &mut IrGraph, _: Id, h: Head, a: &[Id]) -> Vec<Term> {
     let mut out = vec![];
     for (g, kids) in nodes_of(eg, a[0], SeqMap) {
+        if kids.iter().any(|&k| eg.find(k) == eg.find(a[0])) {
+            continue;
+        }
         let (Some(s0), Some(s1)) = (set(eg, kids[0]), set(eg, kids[1])) else { continue };
         // One MLP computes a seqmap of two `num` inputs only when it is
         // affine (plan.rs); composing could leave that class, so only fuse
@@ -343,7 +350,6 @@ impl egg::Applier<Ir, super::IrAnalysis> for RuleApplier {
             for s in &m.substs {
                 let kids: Vec<Id> = (0..2).filter_map(|i| s.get(var(i)).copied()).collect();
                 let terms = (self.apply)(egraph, m.eclass, head, &kids);
-                if std::env::var_os("TFC_OPT_DEBUG").is_some() { eprintln!("{rule_name} {head} {kids:?} -> {terms:?}"); }
                 for t in terms {
                     let mut to: PatternAst<Ir> = PatternAst::default();
                     let mut subst = s.clone();

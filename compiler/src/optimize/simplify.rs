@@ -146,6 +146,9 @@ pub fn subst(e: &Expr, from: Var, to: &Expr) -> Expr {
     Expr::new(kind)
 }
 
+/// The most nodes a composed body may have.
+pub const MAX_BODY: usize = 64;
+
 /// The most rows a composed table may have.
 pub const MAX_TABLE: usize = 4096;
 
@@ -154,7 +157,12 @@ pub const MAX_TABLE: usize = 4096;
 /// or a table would be too large.
 pub fn compose(outer: &Func, inner: &Func, sets: &[&ValueSet]) -> Option<Func> {
     if let (Func::Expr(o), Func::Expr(i)) = (outer, inner) {
-        return Some(Func::Expr(subst(o, Var::X, i)));
+        let e = subst(o, Var::X, i);
+        // Substitution can grow a body; past a bound, do not compose (a
+        // cycle in the e-graph would otherwise grow bodies forever).
+        let mut size = 0usize;
+        tfc_ir::check::walk(&e, &mut |_| size += 1);
+        return (size <= MAX_BODY).then_some(Func::Expr(e));
     }
     tabulate(sets, |args| eval::apply(outer, &[eval::apply(inner, args).ok()?]).ok())
 }
