@@ -12,6 +12,7 @@
 mod corpus;
 mod render;
 mod show;
+mod target;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -97,6 +98,14 @@ enum Cmd {
         /// Print egg's explanation of the rewrite chain from the source to the optimized program.
         #[arg(long)]
         explain: bool,
+        /// Certified lowering: choose the width decoders and the softmax inverse temperature so that
+        /// the analytic precision bound holds in this format (f32, f16, bf16, fp8e4m3, fp8e5m2) up to
+        /// the longest length, and say how far that is (exit 1 if short of max_len).
+        #[arg(long, value_name = "FORMAT")]
+        target: Option<String>,
+        /// Compile with this max_len instead of the program's.
+        #[arg(long)]
+        max_len: Option<usize>,
     },
     /// Compile (or load) and prove every block step-equivalent to the program.
     Verify {
@@ -147,12 +156,15 @@ enum Cmd {
         /// Formats, comma-separated.
         #[arg(long, default_value = "f32,f16,bf16,fp8e4m3,fp8e5m2")]
         formats: String,
-        /// Softmax inverse temperature.
-        #[arg(long, default_value_t = DEFAULT_BETA)]
-        beta: f64,
+        /// Softmax inverse temperature [default: the model's own (set by --target), else 100].
+        #[arg(long)]
+        beta: Option<f64>,
         /// Compile with this max_len instead of the program's.
         #[arg(long)]
         max_len: Option<usize>,
+        /// Report on the model `tfc compile --target FORMAT` builds instead of the default lowering.
+        #[arg(long, value_name = "FORMAT")]
+        target: Option<String>,
         /// Random inputs per length for the observed runs.
         #[arg(long, default_value_t = 50)]
         random: usize,
@@ -187,7 +199,9 @@ fn main() -> ExitCode {
                 cmd_run(&file, &input, trace, json, output.as_deref())
             }
         }
-        Cmd::Compile { file, output, stats, json, opt_level, explain } => cmd_compile(&file, output.as_deref(), stats, json, opt_level, explain),
+        Cmd::Compile { file, output, stats, json, opt_level, explain, target, max_len } => {
+            cmd_compile(&file, output.as_deref(), stats, json, opt_level, explain, target.as_deref(), max_len)
+        }
         Cmd::Show { file, stage } => cmd_show(&file, &stage),
         Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs, evidence_seconds } => {
             let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs, evidence_seconds };
@@ -195,8 +209,8 @@ fn main() -> ExitCode {
         }
         Cmd::Test { paths, bless } => cmd_test(paths, bless),
         Cmd::Export { file, safetensors, beta } => cmd_export(&file, &safetensors, beta),
-        Cmd::Precision { file, formats, beta, max_len, random, json, plot } => {
-            cmd_precision(&file, &formats, beta, max_len, random, json, plot.as_deref())
+        Cmd::Precision { file, formats, beta, max_len, target, random, json, plot } => {
+            cmd_precision(&file, &formats, beta, max_len, target.as_deref(), random, json, plot.as_deref())
         }
     };
     ExitCode::from(code)
@@ -456,13 +470,45 @@ fn compile_checked(path: &str, c: &Checked) -> Result<tfc_compiler::Compiled, u8
     })
 }
 
-fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_level: u8, explain: bool) -> u8 {
+#[allow(clippy::too_many_arguments)]
+fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_level: u8, explain: bool, target: Option<&str>, max_len: Option<usize>) -> u8 {
     let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let opts = tfc_compiler::CompileOptions { opt_level, explain };
-    let with = match tfc_compiler::compile_with(&checked, &opts) {
+    let checked = match with_max_len(&loaded, checked, max_len) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = tfc_compiler::CompileOptions { opt_level, explain, ..Default::default() };
+    let target = match target.map(parse_float_format).transpose() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut code = exit::OK;
+    let with = match target {
+        None => tfc_compiler::compile_with(&checked, &opts),
+        Some(f) => target::certify(&checked, &opts, f).map(|c| {
+            let max = c.with.compiled.model.max_len;
+            let how = format!("softmax beta {}, width decoder {:?}", c.beta, c.decoder).to_lowercase();
+            if stats && !json {
+                let row: Vec<String> = c.candidates.iter().map(|(d, b, n, _)| format!("{d:?}/{b}:{n}").to_lowercase()).collect();
+                println!("target {}: analytic safe length per decoder/beta: {}", c.format.name(), row.join(" "));
+            }
+            if c.safe_len >= max {
+                eprintln!("target {}: certified correct up to max_len {max} ({how})", f.name());
+            } else {
+                eprintln!("target {}: cannot certify up to max_len {max}: the best choice ({how}) is proved only up to length {}", f.name(), c.safe_len);
+                if let Some(why) = &c.limited_by {
+                    eprintln!("  = limited by {why}");
+                }
+                eprintln!("  = the model is still exact under hard attention and is written as asked");
+                code = exit::FAILED;
+            }
+            c.with
+        }),
+    };
+    let with = match with {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);
@@ -529,7 +575,30 @@ fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_lev
             );
         }
     }
-    exit::OK
+    code
+}
+
+/// A float format named on the command line.
+fn parse_float_format(f: &str) -> Result<tfc_ir::forward::Format, u8> {
+    use tfc_ir::forward::Format;
+    match f.trim().parse::<Format>() {
+        Ok(Format::Exact) | Err(_) => {
+            eprintln!("error: `{f}` is not a float format (f64, f32, f16, bf16, fp8e4m3, fp8e5m2)");
+            Err(exit::BAD_INPUT)
+        }
+        Ok(x) => Ok(x),
+    }
+}
+
+/// The program re-checked with another max_len (`--max-len`).
+fn with_max_len(loaded: &Loaded, checked: Checked, max_len: Option<usize>) -> Result<Checked, u8> {
+    let Some(n) = max_len else { return Ok(checked) };
+    let mut prog = checked.program.clone();
+    prog.max_len = n;
+    check(&prog).map_err(|ds| {
+        render::emit(&loaded.path, &loaded.src, &ds);
+        exit::BAD_INPUT
+    })
 }
 
 fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f64, model: Option<&Path>) -> u8 {
@@ -771,41 +840,48 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-fn cmd_precision(file: &Path, formats: &str, beta: f64, max_len: Option<usize>, random: usize, json: bool, plot: Option<&Path>) -> u8 {
-    use tfc_ir::forward::Format;
-    let (loaded, mut checked) = match load_checked(file) {
+#[allow(clippy::too_many_arguments)]
+fn cmd_precision(file: &Path, formats: &str, beta: Option<f64>, max_len: Option<usize>, target: Option<&str>, random: usize, json: bool, plot: Option<&Path>) -> u8 {
+    let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if let Some(n) = max_len {
-        let mut prog = checked.program.clone();
-        prog.max_len = n;
-        checked = match check(&prog) {
-            Ok(c) => c,
-            Err(ds) => {
-                render::emit(&loaded.path, &loaded.src, &ds);
-                return exit::BAD_INPUT;
-            }
-        };
-    }
-    let mut fmts = Vec::new();
-    for f in formats.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        match f.parse::<Format>() {
-            Ok(Format::Exact) | Err(_) => {
-                eprintln!("error: `{f}` is not a float format (f64, f32, f16, bf16, fp8e4m3, fp8e5m2)");
-                return exit::BAD_INPUT;
-            }
-            Ok(x) => fmts.push(x),
-        }
-    }
-    if !(beta.is_finite() && beta > 0.0) {
-        eprintln!("error: --beta must be finite and positive");
-        return exit::BAD_INPUT;
-    }
-    let compiled = match compile_checked(&loaded.path, &checked) {
+    let checked = match with_max_len(&loaded, checked, max_len) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let mut fmts = Vec::new();
+    for f in formats.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        match parse_float_format(f) {
+            Ok(x) => fmts.push(x),
+            Err(code) => return code,
+        }
+    }
+    if let Some(b) = beta {
+        if !(b.is_finite() && b > 0.0) {
+            eprintln!("error: --beta must be finite and positive");
+            return exit::BAD_INPUT;
+        }
+    }
+    let target = match target.map(parse_float_format).transpose() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (checked, compiled) = match target {
+        None => match compile_checked(&loaded.path, &checked) {
+            Ok(c) => (checked, c),
+            Err(code) => return code,
+        },
+        Some(f) => match target::certify(&checked, &tfc_compiler::CompileOptions::default(), f) {
+            Ok(c) => (c.with.checked, c.with.compiled),
+            Err(e) => {
+                eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let model_beta = compiled.model.softmax_beta.as_ref().and_then(|b| num_traits::ToPrimitive::to_f64(b));
+    let beta = beta.or(model_beta).unwrap_or(DEFAULT_BETA);
     let r = match tfc_verifier::precision::report(&checked, &compiled.model, &fmts, beta, random) {
         Ok(r) => r,
         Err(e) => {

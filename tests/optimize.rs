@@ -25,7 +25,7 @@ fn optimize_corpus_models_verify_against_the_source() {
         files.sort();
         for f in files.into_iter().filter(|f| f.extension().is_some_and(|e| e == "ir")) {
             let Some(c) = checked(&std::fs::read_to_string(&f).unwrap()) else { continue };
-            let Ok(w) = compile_with(&c, &CompileOptions { opt_level: 1, explain: false }) else { continue };
+            let Ok(w) = compile_with(&c, &CompileOptions { opt_level: 1, explain: false, ..Default::default() }) else { continue };
             let r = w.report.as_ref().unwrap();
             if let Some(fb) = &r.fallback {
                 if fb.contains("a bug") {

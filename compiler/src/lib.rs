@@ -94,6 +94,11 @@ pub struct Compiled {
 
 /// Compiles a checked program.
 pub fn compile(checked: &Checked) -> Result<Compiled, CompileError> {
+    compile_lowered(checked, &lower::LowerOptions::default())
+}
+
+/// [`compile`] with lowering choices ([`lower::LowerOptions`]).
+pub fn compile_lowered(checked: &Checked, lower_opts: &lower::LowerOptions) -> Result<Compiled, CompileError> {
     let plan = plan::program_to_plan(checked)?;
     let schedule = schedule::plan_to_schedule(&plan);
     // Check sizes before allocating weights.
@@ -102,7 +107,7 @@ pub fn compile(checked: &Checked) -> Result<Compiled, CompileError> {
         return Err(CompileError::TooLarge(format!("d_model would be {d}, above the limit of {MAX_D_MODEL}")));
     }
     let layout = layout::schedule_to_layout(&plan, &schedule);
-    let model = lower::layout_to_model(&plan, &schedule, &layout)?;
+    let model = lower::layout_to_model_with(&plan, &schedule, &layout, lower_opts)?;
     Ok(Compiled { plan, schedule, layout, model })
 }
 
@@ -113,11 +118,13 @@ pub struct CompileOptions {
     pub opt_level: u8,
     /// Ask egg for the rewrite chain from the source to the result.
     pub explain: bool,
+    /// Lowering choices (`tfc compile --target`).
+    pub lower: lower::LowerOptions,
 }
 
 impl Default for CompileOptions {
     fn default() -> CompileOptions {
-        CompileOptions { opt_level: 1, explain: false }
+        CompileOptions { opt_level: 1, explain: false, lower: lower::LowerOptions::default() }
     }
 }
 
@@ -166,7 +173,7 @@ pub struct CompiledWith {
 /// when its model is no larger by (layers, d_model, parameters) than the
 /// unoptimized one; otherwise the source is compiled and the report says why.
 pub fn compile_with(checked: &Checked, opts: &CompileOptions) -> Result<CompiledWith, CompileError> {
-    let base = compile(checked)?;
+    let base = compile_lowered(checked, &opts.lower)?;
     let before = Sizes::of(&base.model);
     if opts.opt_level == 0 {
         let after = before.clone();
@@ -174,7 +181,7 @@ pub fn compile_with(checked: &Checked, opts: &CompileOptions) -> Result<Compiled
     }
     let mut opt = optimize::optimize(checked, &optimize::Limits::from_env(), opts.explain);
     if opt.report.optimized {
-        match compile(&opt.checked) {
+        match compile_lowered(&opt.checked, &opts.lower) {
             Ok(c) => {
                 let after = Sizes::of(&c.model);
                 if after.key() <= before.key() {

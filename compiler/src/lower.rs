@@ -45,6 +45,32 @@ use tfc_ir::ast::Encoding;
 use tfc_ir::model::{Head, Layer, LoopSpec, LoopStop, Matrix, Mlp, Model, Readout, SparseVec, FORMAT_VERSION};
 use tfc_ir::{Rat, Value};
 
+/// How a width's 1/(w+1) is decoded (docs/PRECISION.md, "Certified lowering").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WidthDecoder {
+    /// One unit per point, knots at the points: the fewest units, exact in
+    /// rationals, but its coefficients grow like (w+1)(w+2) and cancel,
+    /// so low-precision formats lose it early.
+    #[default]
+    Interpolant,
+    /// A clamped ramp between each pair of neighbouring points, two units
+    /// each, slopes a power of two and breakpoints on the grid of that
+    /// power: flat at every point, so an error in 1/(w+1) smaller than a
+    /// quarter of the gap to the next point does not reach the output, and
+    /// the two units' dependence on the input cancels exactly.
+    Ramp,
+}
+
+/// Choices the lowering makes that do not change what the model computes
+/// under hard attention, only how well it survives rounding.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LowerOptions {
+    /// The width decoder construction.
+    pub width_decoder: WidthDecoder,
+    /// The softmax inverse temperature to record in the model.
+    pub softmax_beta: Option<Rat>,
+}
+
 /// A sparse vector over residual dimensions.
 type Vector = BTreeMap<usize, Rat>;
 
@@ -197,18 +223,68 @@ fn piecewise(mb: &mut MlpBuilder, one: usize, bos: usize, x: usize, x_bos: &Rat,
     }
 }
 
+/// Clamped ramps computing `outs[i]` at `xs[i]` (sorted, distinct, all
+/// in (0, 1]) from the number in dimension `x`, exact at every point and
+/// flat around it; off at BOS, where `x` holds 1.
+///
+/// ```text
+/// g(x) = y_top·relu(one − bos) + Σ_i (y_i − y_{i+1})·ramp_i(x)
+/// ramp_i(x) = relu(m_i + 1 − s_i·x) − relu(m_i − s_i·x)
+/// ```
+/// ramp_i is 1 for x ≤ m_i/s_i, 0 for x ≥ (m_i + 1)/s_i. s_i is the
+/// smallest power of two with 1/s_i ≤ D_i/4 (D_i = x_{i+1} − x_i) and m_i
+/// the integer nearest s_i·(x_i + x_{i+1})/2 − 1/2, so the ramp's zone
+/// lies inside the gap, at least D_i/4 from both points: every point sees
+/// each ramp at exactly 0 or 1, and s_i·x̂ is an exact scaling in any
+/// binary format. Each ramp points towards smaller x (larger widths),
+/// which keeps its active units below about s_i·x_{i+1} ≤ 4(w+2) in size.
+fn ramps(mb: &mut MlpBuilder, one: usize, bos: usize, x: usize, xs: &[Rat], outs: &[Vector]) {
+    let k = xs.len();
+    let top = outs[k - 1].clone();
+    let mut const_in = Vector::new();
+    add(&mut const_in, one, rat(1));
+    add(&mut const_in, bos, rat(-1));
+    mb.unit(const_in, Rat::zero(), top);
+    for i in 0..k.saturating_sub(1) {
+        let gap = &xs[i + 1] - &xs[i];
+        let mut s = rat(1);
+        while &rat(1) / &s > &gap / rat(4) {
+            s *= rat(2);
+        }
+        let mid = (&xs[i] + &xs[i + 1]) / rat(2);
+        let m = (&s * &mid - Rat::new(1.into(), 2.into())).round();
+        let mut c = Vector::new();
+        add_scaled(&mut c, &outs[i], &rat(1));
+        add_scaled(&mut c, &outs[i + 1], &rat(-1));
+        for (bias, sign) in [(&m + rat(1), 1), (m.clone(), -1)] {
+            let mut input = Vector::new();
+            add(&mut input, x, -s.clone());
+            add(&mut input, one, bias);
+            let mut out = Vector::new();
+            add_scaled(&mut out, &c, &rat(sign));
+            mb.unit(input, Rat::zero(), out);
+        }
+    }
+}
+
 struct Lowerer<'a> {
     plan: &'a Plan,
     schedule: &'a Schedule,
     layout: &'a Layout,
     t: Targets<'a>,
     d: usize,
+    opts: &'a LowerOptions,
 }
 
 /// Lowers a scheduled, laid-out plan to a model.
 pub fn layout_to_model(plan: &Plan, schedule: &Schedule, layout: &Layout) -> Result<Model, CompileError> {
+    layout_to_model_with(plan, schedule, layout, &LowerOptions::default())
+}
+
+/// [`layout_to_model`] with lowering choices.
+pub fn layout_to_model_with(plan: &Plan, schedule: &Schedule, layout: &Layout, opts: &LowerOptions) -> Result<Model, CompileError> {
     let d = layout.labels.len();
-    let lw = Lowerer { plan, schedule, layout, t: Targets { plan, layout }, d };
+    let lw = Lowerer { plan, schedule, layout, t: Targets { plan, layout }, d, opts };
     let mut layers: Vec<Layer> = (0..schedule.layers).map(|_| Layer::default()).collect();
     for (id, node) in plan.nodes.iter().enumerate() {
         let Some(slot) = schedule.slot[id] else { continue };
@@ -270,6 +346,7 @@ pub fn layout_to_model(plan: &Plan, schedule: &Schedule, layout: &Layout) -> Res
         layers,
         loops,
         output,
+        softmax_beta: opts.softmax_beta.clone(),
     };
     model.validate().map_err(CompileError::model)?;
     Ok(model)
@@ -412,7 +489,10 @@ impl Lowerer<'_> {
         let outs: Vec<Vector> = pts.into_iter().map(|p| p.1).collect();
         let mut mb = MlpBuilder::default();
         // At BOS the head leaves 1 in the scratch dimension.
-        piecewise(&mut mb, self.layout.one, self.layout.bos, scratch, &rat(1), None, &xs, &outs);
+        match self.opts.width_decoder {
+            WidthDecoder::Interpolant => piecewise(&mut mb, self.layout.one, self.layout.bos, scratch, &rat(1), None, &xs, &outs),
+            WidthDecoder::Ramp => ramps(&mut mb, self.layout.one, self.layout.bos, scratch, &xs, &outs),
+        }
         // Scratch back to zero everywhere (it is ≥ 0, so relu is the identity).
         let mut input = Vector::new();
         add(&mut input, scratch, rat(1));

@@ -41,7 +41,7 @@ fn optimize_x_times_zero_is_const_and_costs_no_mlp() {
         assert!(o.report.optimized, "{:?}", o.report.fallback);
         let text = tfc_ir::print(&o.checked.program);
         assert!(text.contains("%z = const 0 : num"), "{text}");
-        let w = compile_with(&c, &CompileOptions { opt_level: 1, explain: false }).unwrap();
+        let w = compile_with(&c, &CompileOptions { opt_level: 1, explain: false, ..Default::default() }).unwrap();
         assert_eq!(w.after.mlps, 0, "{text}");
         assert!(w.before.mlps >= 1);
     }

@@ -1272,6 +1272,7 @@ mod tests {
         let w_v = m(d, 3, &[(1, 0, int(1)), (5, 1, int(1)), (6, 2, int(1))]);
         let w_o = m(3, d, &[(0, 7, int(1)), (1, 8, int(1)), (2, 9, int(1))]);
         Model {
+            softmax_beta: None,
             format_version: FORMAT_VERSION,
             program: "shift".into(),
             max_len: 2,
@@ -1323,6 +1324,7 @@ mod tests {
         // Basis: 0 one, 1 bos, 2 x (the token as a number), 3 mean.
         let d = 4;
         let model = Model {
+            softmax_beta: None,
             format_version: FORMAT_VERSION,
             program: "mean".into(),
             max_len: 3,
@@ -1386,6 +1388,7 @@ mod tests {
                 .collect::<Vec<_>>(),
         );
         Model {
+            softmax_beta: None,
             format_version: FORMAT_VERSION,
             program: "abs".into(),
             max_len: 4,
@@ -1451,6 +1454,7 @@ mod tests {
         // bf16); rounding after each addition gives 1, 1, 1, 1, since
         // every 1 + 2^-8 is a tie that goes to the even 1.
         let model = Model {
+            softmax_beta: None,
             format_version: FORMAT_VERSION,
             program: "acc".into(),
             max_len: 1,

@@ -458,6 +458,10 @@ pub struct Model {
     pub loops: Vec<LoopSpec>,
     /// How the output is read.
     pub output: Readout,
+    /// The softmax inverse temperature the model was lowered for (set by
+    /// `tfc compile --target`, docs/PRECISION.md); hard attention ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_rat_serde")]
+    pub softmax_beta: Option<Rat>,
 }
 
 /// Size figures, counted as Tracr counts them so that they compare.
@@ -974,6 +978,24 @@ pub mod rat_serde {
     }
 }
 
+/// Serde for an optional [`Rat`] written as a string or absent.
+pub mod opt_rat_serde {
+    use super::*;
+
+    /// Writes `Some(r)` as a rational string (`None` is skipped by the field).
+    pub fn serialize<S: Serializer>(r: &Option<Rat>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => rat_serde::serialize(r, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a rational string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Rat>, D::Error> {
+        rat_serde::deserialize(d).map(Some)
+    }
+}
+
 /// Serde for [`Value`]s: a number as a rational string (`"3"`, `"-1/2"`),
 /// a symbol as `{"sym": "a"}`, so that the two can never be confused (the
 /// symbol `"3"` is `{"sym": "3"}`).
@@ -1263,6 +1285,7 @@ mod tests {
     /// head, one MLP, one loop, a categorical readout.
     fn sample() -> Model {
         Model {
+            softmax_beta: None,
             format_version: FORMAT_VERSION,
             program: "sample".into(),
             max_len: 2,

@@ -220,6 +220,14 @@ struct HeadFacts {
     /// Whether every score is computed exactly (then equal scores give
     /// equal logits, and the winners tie exactly).
     scores: Exactness,
+    /// Every W_v and W_o entry is ±2^k, each column of either has at most
+    /// one entry, and (for a width) W_v reads only the `bos` dimension:
+    /// a value's path from the residual to the head's output is exact.
+    value_pow2: bool,
+    /// The exact query and key vectors (|entries|, BOS included), for
+    /// what input errors do to the scores.
+    qvecs: Vec<Vec<(usize, f64)>>,
+    kvecs: Vec<Vec<(usize, f64)>>,
 }
 
 /// The exact facts about one MLP block that is not a width decoder.
@@ -315,6 +323,8 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
             let check_exact = q_budget(qcs.len(), kvecs.len(), h.w_q.cols);
             let kabs: Vec<Vector> = key_res.iter().map(|x| abs_vecmat(x, &h.w_k)).collect();
             let k_bos = kvecs.last().cloned().unwrap_or_default();
+            let kabsvecs: Vec<Vec<(usize, f64)>> = kvecs.iter().map(|k| k.iter().map(|(c, v)| (*c, up(v))).collect()).collect();
+            let mut qvecs: Vec<Vec<(usize, f64)>> = vec![];
             let mut gap: Option<Rat> = None;
             let mut max_score = Rat::zero();
             let mut score_abs = Rat::zero();
@@ -330,6 +340,7 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                 && kg.iter().all(|g| g == "@indices" || matches!(ctx.lets.get(g).map(|l| &l.op), Some(Op::Indices)));
             for (x, is_bos) in &q_res {
                 let q = note_vecmat(x, &h.w_q, &mut ex);
+                qvecs.push(q.iter().map(|(c, v)| (*c, up(v))).collect());
                 let qa = abs_vecmat(x, &h.w_q);
                 if check_exact {
                     for k in &kvecs {
@@ -388,6 +399,17 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                     }
                 }
             }
+            let single_pow2 = |m: &Matrix| {
+                let mut per_col = vec![0usize; m.cols];
+                m.entries.iter().all(|(_, j, w)| {
+                    per_col[*j] += 1;
+                    is_pow2(w) && per_col[*j] <= 1
+                })
+            };
+            let bos_dim = model.basis.iter().position(|b| b == "bos");
+            let value_pow2 = single_pow2(&h.w_v)
+                && single_pow2(&h.w_o)
+                && (kind != HeadKind::Width || h.w_v.entries.iter().all(|(r, _, _)| Some(*r) == bos_dim));
             let (mut margin, mut base) = margin_of(&name);
             let mut widths = vec![];
             let mut decoder = None;
@@ -424,6 +446,9 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                 widths,
                 decoder,
                 scores: ex,
+                value_pow2,
+                qvecs,
+                kvecs: kabsvecs,
             });
         }
         for (mi, m) in layer.mlps.iter().enumerate() {
@@ -451,81 +476,249 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
     Ok(facts)
 }
 
+/// Whether `r` is exactly representable in `f` (normal or subnormal, in range).
+fn representable(r: &Rat, f: &FormatSpec) -> bool {
+    let mut ex = Exactness::new();
+    ex.note(r);
+    ex.exact_in(f)
+}
+
+/// Whether `r` is ±2^k: multiplying a float by it is exact (barring
+/// overflow and underflow, which the callers bound separately).
+fn is_pow2(r: &Rat) -> bool {
+    let one = num_bigint::BigInt::from(1);
+    let zero = num_bigint::BigInt::from(0);
+    let p2 = |b: &num_bigint::BigInt| (b & (b - &one)) == zero;
+    !r.is_zero() && p2(&r.numer().abs()) && p2(r.denom())
+}
+
+/// Sterbenz's lemma on intervals: â + b̂ is computed exactly when â and b̂
+/// have opposite signs and |b̂|/2 ≤ |â| ≤ 2|b̂|, here for every â within
+/// `ea` of `a` and b̂ within `eb` of `b`.
+fn sterbenz_exact(a: &Rat, ea: f64, b: &Rat, eb: f64) -> bool {
+    if a.is_zero() || b.is_zero() || a.is_positive() == b.is_positive() {
+        return false;
+    }
+    let slack = 2f64.powi(-48);
+    let (alo, ahi) = (down(a) * (1.0 - slack) - ea, up(a) * (1.0 + slack) + ea);
+    let (blo, bhi) = (down(b) * (1.0 - slack) - eb, up(b) * (1.0 + slack) + eb);
+    alo > 0.0 && blo > 0.0 && 2.0 * alo >= bhi && ahi <= 2.0 * blo
+}
+
+/// A hidden unit's pre-activation as the bound sees it: the exact value,
+/// the part of its error that is linear in the input errors (the exact
+/// weights, per input dimension), and the rest.
+struct UnitError {
+    /// The exact pre-activation z (exact inputs, exact weights).
+    z: Rat,
+    /// (input dim, W_di): ẑ − z = Σ_d W_di·ε_d + r, with |ε_d| ≤ e_d.
+    linear: Vec<(usize, Rat)>,
+    /// max |Σ_d W_di·ε_d| = Σ_d |W_di|·e_d.
+    linear_max: f64,
+    /// |r|: weight, product and accumulation rounding.
+    rest: f64,
+}
+
+/// Running error bound of `Σ_k t_k` accumulated left to right from 0 (the
+/// forward pass's order): each term carries (exact value, bound on its
+/// computed magnitude, its own independent error); every addition after
+/// the first rounds once, by at most u·|its exact result| + η.
+struct Accumulator<'f> {
+    f: &'f FormatSpec,
+    exact: Rat,
+    /// Σ of the terms' linear error magnitudes (for the result bound).
+    linear_mag: f64,
+    err: f64,
+    terms: usize,
+    mag: f64,
+}
+
+impl<'f> Accumulator<'f> {
+    fn new(f: &'f FormatSpec) -> Self {
+        Accumulator { f, exact: Rat::zero(), linear_mag: 0.0, err: 0.0, terms: 0, mag: 0.0 }
+    }
+    /// Adds the term `x̂·Ŵ` where x̂ = x + ε (|ε| ≤ e, linear) and Ŵ is `w`
+    /// rounded into the format.
+    fn product(&mut self, x: &Rat, e: f64, w: &Rat) {
+        let f = self.f;
+        let u = f.u();
+        let w_exact = representable(w, f);
+        let xa = up(x) + e;
+        let wa = up(w) * (1.0 + if w_exact { 0.0 } else { u });
+        let mut te = if w_exact { 0.0 } else { u * up(w) * xa };
+        let prod_exact = (w_exact && is_pow2(w)) || (e == 0.0 && w_exact && representable(x, f) && representable(&(x * w), f));
+        if !prod_exact {
+            te += u * xa * wa + f.eta;
+        } else if !is_pow2(w) || e > 0.0 {
+            te += f.eta; // a product that would be exact may still underflow
+        }
+        self.mag += xa * wa;
+        self.push(x * w, up(w) * e, te);
+    }
+    /// Adds a constant (a bias) rounded into the format.
+    fn constant(&mut self, b: &Rat) {
+        let te = if representable(b, self.f) { 0.0 } else { self.f.u() * up(b) };
+        self.mag += up(b);
+        self.push(b.clone(), 0.0, te);
+    }
+    /// Adds a term of exact value `t` computed with a linear error of at
+    /// most `t_lin` and an independent one of at most `t_ind`.
+    fn push(&mut self, t: Rat, t_lin: f64, t_ind: f64) {
+        let prev_err = self.err + self.linear_mag;
+        let sterbenz = self.terms >= 1 && sterbenz_exact(&self.exact, prev_err, &t, t_lin + t_ind);
+        self.exact += &t;
+        self.linear_mag += t_lin;
+        self.err += t_ind;
+        // 0 + t is exact; so is a sum of exact operands whose exact result
+        // is representable, and (Sterbenz) a difference of two floats
+        // within a factor 2 of each other; every other addition rounds once.
+        let exact_so_far = self.err == 0.0 && self.linear_mag == 0.0 && representable(&self.exact, self.f);
+        if self.terms >= 1 && !exact_so_far && !sterbenz {
+            self.err += self.f.u() * (up(&self.exact) + self.linear_mag + self.err) + self.f.eta;
+        }
+        self.terms += 1;
+    }
+    fn overflows(&self) -> bool {
+        (self.mag + self.err) * (1.0 + 2.0 * self.f.u()) > self.f.max
+    }
+}
+
 /// The largest error an MLP block's output can have in `out_dims` on input
 /// `x` (exact) whose dimension d carries an error of at most `in_err(d)`,
 /// in format `f`; `Err` on overflow or when the bound is infinite.
 ///
-/// Per hidden unit i: z_i = Σ_d x_d W_di + b_i, computed from rounded
-/// weights and inputs with K_i terms: |ẑ_i − z_i| ≤ Σ_d |W_di|·e_d
-/// + γ_{K_i+2}·(Σ_d (|x_d| + e_d)|W_di| + |b_i|) + (K_i + 1)·η. ReLU is
-/// 1-Lipschitz, so the hidden error is the same. The output y_c gets
-/// Σ_i |W_ic|·Δh_i + γ_{H_c+2}·(Σ_i (|h_i| + Δh_i)|W_ic| + |b_c|) + (H_c+1)·η,
-/// and one more rounding when added to the residual: u·(|x_c| + |y_c| + Δy_c).
-fn mlp_bound(m: &Mlp, x: &Vector, in_err: &dyn Fn(usize) -> f64, out_dims: &[usize], f: &FormatSpec) -> Result<f64, String> {
-    let u = f.u();
+/// First-order affine error analysis, sound because ReLU is piecewise
+/// linear: per hidden unit, ẑ_i − z_i = Σ_d W_di·ε_d + r_i, where ε_d is
+/// the (unknown, shared) error of input d and r_i collects the rounding of
+/// weights, products and partial sums (an [`Accumulator`], in the forward
+/// pass's order). A unit whose pre-activation stays positive under the
+/// whole error bound is the identity, so its linear error part goes on to
+/// the output with its exact coefficients; one that stays ≤ 0 computes an
+/// exact 0 (and the forward pass skips it); any other unit passes an
+/// independent error of its full bound. The output y_c then has error
+/// Σ_d |Σ_{i active} W_ic·W_di|·e_d + Σ_i |W_ic|·r_i + its own rounding:
+/// a decoder whose units cancel each other's input dependence (the two
+/// units of a ramp) is charged nothing for it. Finally the add into the
+/// residual rounds once, unless the residual held an exact 0 there.
+fn mlp_bound(m: &Mlp, x: &Vector, in_err: &dyn Fn(usize) -> f64, out_dims: &[usize], f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
+    let slack = 1.0 + 2f64.powi(-48);
     let hidden = m.w_in.cols;
-    let mut z = vec![0f64; hidden];
-    let mut a = vec![0f64; hidden];
-    let mut de = vec![0f64; hidden];
-    let mut k = vec![1usize; hidden];
-    let mut z_exact = vec![Rat::zero(); hidden];
+    let mut terms: Vec<Vec<(usize, &Rat)>> = vec![vec![]; hidden];
     for (d, i, w) in &m.w_in.entries {
-        let e = in_err(*d);
-        let xd = x.get(d).cloned().unwrap_or_default();
-        if !xd.is_zero() || e > 0.0 {
-            z_exact[*i] += &xd * w;
-            a[*i] += (up(&xd) + e) * up(w);
-            de[*i] += up(w) * e;
-            k[*i] += 1;
+        terms[*i].push((*d, w));
+    }
+    let bias: BTreeMap<usize, &Rat> = m.b_in.entries.iter().map(|(i, b)| (*i, b)).collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Active,
+        Off,
+        Unsure,
+    }
+    let mut units: Vec<(UnitError, State)> = Vec::with_capacity(hidden);
+    for (i, ts) in terms.iter_mut().enumerate() {
+        ts.sort_by_key(|t| t.0);
+        let mut acc = Accumulator::new(f);
+        let mut linear = vec![];
+        for &(d, w) in ts.iter() {
+            let e = in_err(d);
+            let xd = x.get(&d).cloned().unwrap_or_default();
+            if xd.is_zero() && e == 0.0 {
+                continue; // an exact zero input: the forward pass skips the row
+            }
+            acc.product(&xd, e, w);
+            if e > 0.0 {
+                linear.push((d, w.clone()));
+            }
         }
-    }
-    for (i, b) in &m.b_in.entries {
-        z_exact[*i] += b;
-        a[*i] += up(b);
-    }
-    for i in 0..hidden {
-        z[i] = z_exact[i].to_f64().unwrap_or(f64::INFINITY);
-        if a[i] * (1.0 + 2.0 * u) > f.max {
-            return Err(format!("an MLP pre-activation of magnitude {:.3e} overflows", a[i]));
+        if let Some(b) = bias.get(&i) {
+            acc.constant(b);
         }
-        de[i] += gamma(k[i] + 2, u) * a[i] + (k[i] + 1) as f64 * f.eta;
-    }
-    let h: Vec<f64> = z.iter().map(|v| v.max(0.0)).collect();
-    // A unit whose pre-activation stays negative under its error bound computes exactly 0.
-    for i in 0..hidden {
-        if z[i] + de[i] < 0.0 {
-            de[i] = 0.0;
+        if acc.overflows() {
+            return Err(format!("an MLP pre-activation of magnitude {:.3e} overflows", acc.mag));
         }
+        let linear_max: f64 = linear.iter().map(|(d, w)| up(w) * in_err(*d)).sum();
+        let ue = UnitError { z: acc.exact.clone(), linear, linear_max, rest: acc.err };
+        let zf = ue.z.to_f64().unwrap_or(f64::INFINITY);
+        let bound = (ue.linear_max + ue.rest) * slack;
+        let state = if zf - zf.abs() * 2f64.powi(-50) > bound {
+            State::Active
+        } else if zf + zf.abs() * 2f64.powi(-50) + bound <= 0.0 {
+            State::Off
+        } else {
+            State::Unsure
+        };
+        units.push((ue, state));
     }
-    let mut worst = 0f64;
+    let mut outs: BTreeMap<usize, Vec<(usize, &Rat)>> = BTreeMap::new();
+    for (i, c, w) in &m.w_out.entries {
+        outs.entry(*c).or_default().push((*i, w));
+    }
+    let mut errs = BTreeMap::new();
     for &c in out_dims {
-        let (mut y, mut dy, mut mag, mut terms) = (0f64, 0f64, 0f64, 1usize);
-        for (i, j, w) in &m.w_out.entries {
-            if *j == c && (h[*i] > 0.0 || de[*i] > 0.0) {
-                let wf = w.to_f64().unwrap_or(f64::INFINITY);
-                y += h[*i] * wf;
-                dy += wf.abs() * de[*i];
-                mag += (h[*i] + de[*i]) * wf.abs() * (1.0 + 2f64.powi(-50));
-                terms += 1;
+        let mut acc = Accumulator::new(f);
+        let mut coef: BTreeMap<usize, Rat> = BTreeMap::new();
+        let xc = x.get(&c).cloned().unwrap_or_default();
+        let ec = in_err(c);
+        if ec > 0.0 {
+            // The residual's old value x̂_c = x_c + ε_c goes through the add.
+            coef.insert(c, Rat::from_integer(1.into()));
+        }
+        let mut ts = outs.get(&c).cloned().unwrap_or_default();
+        ts.sort_by_key(|t| t.0);
+        for (i, w) in ts {
+            let (ue, state) = &units[i];
+            let h = if ue.z.is_positive() { ue.z.clone() } else { Rat::zero() };
+            match state {
+                State::Off => continue, // ĥ is an exact 0
+                State::Active => {
+                    for (d, wd) in &ue.linear {
+                        *coef.entry(*d).or_insert_with(Rat::zero) += w * wd;
+                    }
+                    // ĥ = h + lin + r: the product's own rounding counts |ĥ|.
+                    let e_h = ue.linear_max + ue.rest;
+                    acc.product(&h, e_h, w);
+                    // acc.product charged |W|·e_h as linear; only |W|·r is independent
+                    // (the linear part is in `coef`), which the caller's sum below uses.
+                }
+                State::Unsure => {
+                    let e_h = ue.linear_max + ue.rest;
+                    acc.product(&h, e_h, w);
+                }
             }
         }
         if let Some((_, b)) = m.b_out.entries.iter().find(|(j, _)| *j == c) {
-            y += b.to_f64().unwrap_or(f64::INFINITY);
-            mag += up(b);
+            acc.constant(b);
         }
-        if mag * (1.0 + 2.0 * u) > f.max {
-            return Err(format!("an MLP output of magnitude {mag:.3e} overflows"));
+        if acc.overflows() {
+            return Err(format!("an MLP output of magnitude {:.3e} overflows", acc.mag));
         }
-        dy += gamma(terms + 2, u) * mag + (terms + 1) as f64 * f.eta;
-        let xc = x.get(&c).map(up).unwrap_or(0.0);
-        dy += u * (xc + y.abs() + dy) + f.eta;
-        worst = worst.max(dy);
+        // The propagated hidden errors: linear through active units (with
+        // their exact combined coefficients), the rest independent.
+        let mut prop = 0f64;
+        for (d, k) in &coef {
+            prop += up(k) * in_err(*d);
+        }
+        let mut ts = outs.get(&c).cloned().unwrap_or_default();
+        ts.sort_by_key(|t| t.0);
+        for (i, w) in ts {
+            let (ue, state) = &units[i];
+            prop += match state {
+                State::Off => 0.0,
+                State::Active => up(w) * ue.rest,
+                State::Unsure => up(w) * (ue.linear_max + ue.rest),
+            };
+        }
+        let pre = (prop + acc.err) * slack;
+        // x̂_c + ŷ_c rounds once, unless one of them is an exact 0 (the
+        // forward pass skips a zero delta; 0 + y is exact).
+        let add = if (xc.is_zero() && ec == 0.0) || acc.terms == 0 { 0.0 } else { f.u() * (up(&(&xc + &acc.exact)) + pre) + f.eta };
+        let total = (pre + add) * slack;
+        if !total.is_finite() {
+            return Err("the rounding bound is unbounded (too few bits)".into());
+        }
+        errs.insert(c, total);
     }
-    if worst.is_finite() {
-        Ok(worst)
-    } else {
-        Err("the rounding bound is unbounded (too few bits)".into())
-    }
+    Ok(errs)
 }
 
 /// The head's bound at length n: `Ok(error reaching its output)` or why it fails.
@@ -552,42 +745,84 @@ fn mlp_bound(m: &Mlp, x: &Vector, in_err: &dyn Fn(usize) -> f64, out_dims: &[usi
 /// 6. Output: Σ_j a_j v_j with |v| ≤ V (V bounds Σ_c |v_c||W_o[c,d]|):
 ///    error ≤ ‖â − a*‖₁·V + γ_{n+kv+hv+5}·V·(1 + ‖â − a*‖₁) +
 ///    u·(base + V) (the add into the residual) + (n+hv+2)·η.
-fn head_bound(h: &HeadFacts, n: usize, beta: f64, f: &FormatSpec, width: Option<&Rat>) -> Result<f64, String> {
+fn head_bound(h: &HeadFacts, model: &Model, inp: &[f64], n: usize, beta: f64, f: &FormatSpec, width: Option<&Rat>) -> Result<f64, String> {
     let u = f.u();
-    let (bl, br) = (beta * (1.0 - u), beta * (1.0 + u));
+    // A power-of-two β is exact in every format (within its range), and
+    // so is the scaling β·ŝ: the logits then carry only the scores' error.
+    let beta_pow2 = beta > 0.0 && beta.log2().fract() == 0.0 && beta <= f.max;
+    let ub = if beta_pow2 { 0.0 } else { u };
+    let (bl, br) = (beta * (1.0 - ub), beta * (1.0 + ub));
     let (smax, sabs, gap, v) = (up(&h.max_score), up(&h.score_abs), down(&h.gap), up(&h.max_value));
-    let exact = h.scores.exact_in(f);
+    let (d_in, v_in) = input_effect(h, model, inp);
+    let exact = h.scores.exact_in(f) && d_in == 0.0;
     let ks = h.kq + h.kk + h.head_dim;
-    let ds = if exact { 0.0 } else { gamma(ks + 3, u) * sabs + (2 * ks + 4) as f64 * f.eta };
+    let ds = if exact {
+        0.0
+    } else {
+        let rounding = if h.scores.exact_in(f) { 0.0 } else { gamma(ks + 3, u) * (sabs + d_in) + (2 * ks + 4) as f64 * f.eta };
+        d_in + rounding
+    };
     if br * (smax + ds) * (1.0 + u) > f.max {
         return Err(format!("logits up to {:.3e} overflow", br * smax));
     }
-    let et = br * ds + u * br * (smax + ds) + f.eta;
+    let et = br * ds + ub * br * (smax + ds) + f.eta;
     let bd = bl * gap;
     if !(2.0 * et < bd / 2.0) {
         return Err(format!("logit rounding {et:.3e} is not below a quarter of the gap β·Δ = {bd:.3e}"));
     }
     let raw_loser = (-(bd - 2.0 * et) * (1.0 - u)).exp() * (1.0 + f.exp_err) + 2f64.powi(-150);
-    let loser = raw_loser + f.eta;
+    // e below half the smallest subnormal rounds to 0.
+    let loser = if exact && raw_loser < f.eta { 0.0 } else { raw_loser + f.eta };
     // Exact scores: equal scores give equal logits, so the winners' e are all exactly e^0 = 1.
     let wmin = if exact { 1.0 } else { (-(2.0 * et * (1.0 + u))).exp() * (1.0 - f.exp_err) };
     let rho1 = if exact { 0.0 } else { (1.0 + f.exp_err) / wmin - 1.0 };
-    // Every loser's e rounds to exactly 0 and the m ≤ n + 1 winners sum to m exactly:
-    // each weight is fl(1/m), within u/m of 1/m.
-    let zero_losers = exact && f.eta > 0.0 && raw_loser < f.eta && ((n + 1) as f64) <= 2f64.powi(f.precision as i32);
+    // Losers negligible: with exact scores the winners' e are exactly 1, and
+    // when all losers together stay below 2^-(p+1) every partial sum of the
+    // e's (in key order) rounds to the exact count of winners so far (an
+    // integer ≤ 2^p is exact, and adding less than half an ulp of it
+    // rounds back to it): the sum is exactly m and every winner's weight
+    // is fl(1/m), within u/m of 1/m; a loser's weight is at most L(1+u).
+    // (Zero losers, e rounding to 0, is the case L = 0.)
     let nf = n as f64;
-    let lam = if zero_losers { 0.0 } else { nf * loser / (wmin + nf * loser) };
-    let l1 = if zero_losers {
-        u
+    let negligible = exact
+        && f.precision != u32::MAX
+        && ((n + 1) as f64) <= 2f64.powi(f.precision as i32)
+        && nf * loser * (1.0 + 2.0 * u) < 2f64.powi(-(f.precision as i32) - 1);
+    let lam = if negligible { 0.0 } else { nf * loser / (wmin + nf * loser) };
+    // A categorical aggregate's winners all carry the same value (the
+    // verifier proves it single-valued), so how the weight spreads among
+    // them does not matter, only the mass the losers take and the total.
+    let spread = if h.kind == HeadKind::Cat { 0.0 } else { rho1 };
+    let l1 = if negligible {
+        u + nf * loser * (1.0 + u)
     } else {
-        rho1 + 2.0 * lam + gamma(n + 4, u) * (1.0 + rho1 + 2.0 * lam) + (n + 2) as f64 * f.eta
+        spread + 2.0 * lam + gamma(n + 4, u) * (1.0 + spread + 2.0 * lam) + (n + 2) as f64 * f.eta
     };
     let e_out = match width {
         Some(w) => {
             // Only BOS carries a value (the verifier proves the keys' values zero).
             let p = up(&(Rat::from_integer(1.into()) / (w + Rat::from_integer(1.into()))));
-            let e_bos = if zero_losers { u * p } else { l1 };
-            e_bos + gamma(h.kv + h.value_dim + 3, u) * (p + e_bos) * v + (h.kv + h.value_dim + 3) as f64 * f.eta
+            let e_bos = if negligible { u * p } else { l1 };
+            if negligible && h.value_pow2 {
+                // v_BOS = bos·W_v and the W_o projection are single ±2^k
+                // products: exact. The scratch held an exact 0, so the add
+                // is exact too: the output is â_BOS·V.
+                e_bos * v + (h.kv + h.value_dim + 3) as f64 * f.eta
+            } else {
+                e_bos + gamma(h.kv + h.value_dim + 3, u) * (p + e_bos) * v + (h.kv + h.value_dim + 3) as f64 * f.eta
+            }
+        }
+        None if negligible => {
+            // Σ_j â_j v_j over at most n + 1 keys: the weights' error, the
+            // products (exact when the value path is ±2^k), and the partial
+            // sums, the k-th of which is at most (k/m)·V(1+u) in magnitude
+            // among winners (Σ_k k/m ≤ (n + 2)/2 over m ≤ n + 1 winners).
+            let prod = if h.value_pow2 { 0.0 } else { gamma(h.kv + h.value_dim + 3, u) * v * (1.0 + l1) };
+            l1 * v
+                + prod
+                + u * v * (1.0 + u) * (n + 2) as f64 / 2.0
+                + u * (h.base + v * (1.0 + l1))
+                + (n + h.value_dim + 4) as f64 * f.eta
         }
         None => {
             l1 * v
@@ -596,6 +831,12 @@ fn head_bound(h: &HeadFacts, n: usize, beta: f64, f: &FormatSpec, width: Option<
                 + (n + h.value_dim + 2) as f64 * f.eta
         }
     };
+    // Errors already in the values (from earlier blocks), weighted by
+    // attention weights that sum to at most 1 + l1.
+    let e_out = e_out + v_in * (1.0 + l1);
+    if std::env::var_os("TFC_PRECISION_DEBUG").is_some() {
+        eprintln!("  head %{} n={n} p={} w={width:?}: d_in={d_in:.2e} v_in={v_in:.2e} exact={exact} ds={ds:.2e} et={et:.2e} rho1={rho1:.2e} lam={lam:.2e} l1={l1:.2e} e_out={e_out:.2e}", h.name, f.precision);
+    }
     if !e_out.is_finite() {
         return Err("the rounding bound is unbounded (too few bits)".into());
     }
@@ -605,23 +846,58 @@ fn head_bound(h: &HeadFacts, n: usize, beta: f64, f: &FormatSpec, width: Option<
     Ok(e_out)
 }
 
-/// A width head and its decoder at length n.
-fn width_bound(h: &HeadFacts, model: &Model, n: usize, beta: f64, f: &FormatSpec) -> Result<(), String> {
+/// What the errors `inp` already in the residual do to a head: the largest
+/// score perturbation δ_in = Σ_c (max|q_c|·Δk_c + Δq_c·max|k_c| + Δq_c·Δk_c),
+/// with Δq_c = Σ_d |W_q[d,c]|·e_d (and Δk the same), and the largest error
+/// of a value at the output, max_d Σ_c Δv_c·|W_o[c,d]|.
+fn input_effect(h: &HeadFacts, model: &Model, inp: &[f64]) -> (f64, f64) {
+    let head = &model.layers[h.layer].attn[h.index];
+    let spread = |m: &Matrix| {
+        let mut out = vec![0f64; m.cols];
+        for (d, c, w) in &m.entries {
+            let e = inp.get(*d).copied().unwrap_or(0.0);
+            if e > 0.0 {
+                out[*c] += up(w) * e;
+            }
+        }
+        out
+    };
+    let (dq, dk, dv) = (spread(&head.w_q), spread(&head.w_k), spread(&head.w_v));
+    // |q̂·k̂ − q·k| ≤ Σ_c |q_c|Δk_c + Δq_c|k_c| + Δq_cΔk_c, maximised over
+    // the actual query and key vectors (one-hot ones touch few c).
+    let worst = |vs: &[Vec<(usize, f64)>], d: &[f64]| vs.iter().map(|v| v.iter().map(|(c, x)| x * d[*c]).sum::<f64>()).fold(0.0, f64::max);
+    let mut d_in = worst(&h.qvecs, &dk) + worst(&h.kvecs, &dq);
+    for c in 0..dq.len() {
+        d_in += dq[c] * dk[c];
+    }
+    let mut vo = vec![0f64; head.w_o.cols];
+    for (c, d, w) in &head.w_o.entries {
+        vo[*d] += dv[*c] * up(w);
+    }
+    (d_in * (1.0 + 2f64.powi(-48)), vo.into_iter().fold(0.0, f64::max) * (1.0 + 2f64.powi(-48)))
+}
+
+/// A width head and its decoder at length n: the errors of the residual
+/// dimensions the decoder writes (its outputs and the scratch), the
+/// largest over the widths ≤ n. `before` are the residual's errors before
+/// the attention sublayer, `after` after it.
+fn width_bound(h: &HeadFacts, model: &Model, before: &[f64], after: &[f64], n: usize, beta: f64, f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
     let Some((li, mi, scratch)) = h.decoder else { return Err("no decoder".into()) };
     let m = &model.layers[li].mlps[mi];
     let one = Rat::from_integer(1.into());
     let pts: Vec<Rat> = h.widths.iter().map(|w| &one / (w + &one)).collect();
-    let out: Vec<usize> = m.w_out.entries.iter().map(|e| e.1).filter(|d| *d != scratch).collect::<BTreeSet<_>>().into_iter().collect();
+    let dims: Vec<usize> = m.w_out.entries.iter().map(|e| e.1).collect::<BTreeSet<_>>().into_iter().collect();
     let spacing = {
         let vals: Vec<Value> = h.widths.iter().map(|w| Value::Num(w.clone())).collect();
         half_spacing(&vals)
     };
-    let u = f.u();
+    let one_dim = model.basis.iter().position(|b| b == "one").unwrap_or(0);
+    let mut worst: BTreeMap<usize, f64> = BTreeMap::new();
     for (k, (w, p)) in h.widths.iter().zip(&pts).enumerate() {
         if *w > Rat::from_integer(n.into()) {
             continue;
         }
-        let e = head_bound(h, n, beta, f, Some(w))?;
+        let e = head_bound(h, model, before, n, beta, f, Some(w))? + before.get(scratch).copied().unwrap_or(0.0);
         // The point 1/(w+1) must stay nearer its own knot than its neighbours'.
         let near = [k.checked_sub(1), Some(k + 1)]
             .into_iter()
@@ -633,27 +909,68 @@ fn width_bound(h: &HeadFacts, model: &Model, n: usize, beta: f64, f: &FormatSpec
             return Err(format!("1/(w+1) at w = {w} is off by up to {e:.3e}, not below half the distance to the next point, {near:.3e}"));
         }
         let mut x = Vector::new();
-        x.insert(model.basis.iter().position(|b| b == "one").unwrap_or(0), one.clone());
+        x.insert(one_dim, one.clone());
         x.insert(scratch, p.clone());
-        let pe = e + u * up(p);
-        let d = mlp_bound(m, &x, &|dim| if dim == scratch { pe } else { 0.0 }, &out, f)?;
-        if !(d < spacing.min(0.5)) {
-            return Err(format!("the decoded width at w = {w} is off by up to {d:.3e}, not below {:.3e}", spacing.min(0.5)));
+        let errs = mlp_bound(m, &x, &|dim| if dim == scratch { e } else { after.get(dim).copied().unwrap_or(0.0) }, &dims, f)?;
+        for (dim, d) in errs {
+            if dim != scratch && !(d < spacing.min(0.5)) {
+                return Err(format!("the decoded width at w = {w} is off by up to {d:.3e}, not below {:.3e}", spacing.min(0.5)));
+            }
+            let slot = worst.entry(dim).or_insert(0.0);
+            *slot = slot.max(d);
         }
     }
-    Ok(())
+    Ok(worst)
 }
 
-fn other_mlp_bound(mf: &MlpFacts, model: &Model, f: &FormatSpec) -> Result<(), String> {
+/// Any other MLP block on every input combination, its inputs carrying the
+/// residual's errors `inp`: the errors of the dimensions it writes.
+fn other_mlp_bound(mf: &MlpFacts, model: &Model, inp: &[f64], f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
     let m = &model.layers[mf.layer].mlps[mf.index];
-    let u = f.u();
+    let mut worst: BTreeMap<usize, f64> = BTreeMap::new();
     for x in &mf.combos {
-        let d = mlp_bound(m, x, &|dim| x.get(&dim).map(|r| u * up(r)).unwrap_or(0.0), &mf.out_dims, f)?;
-        if !(d < mf.margin) {
-            return Err(format!("output error {d:.3e} not below the margin {:.3e}", mf.margin));
+        let errs = mlp_bound(m, x, &|dim| inp.get(dim).copied().unwrap_or(0.0), &mf.out_dims, f)?;
+        for (dim, d) in errs {
+            if !(d < mf.margin) {
+                return Err(format!("output error {d:.3e} not below the margin {:.3e}", mf.margin));
+            }
+            let slot = worst.entry(dim).or_insert(0.0);
+            *slot = slot.max(d);
         }
     }
-    Ok(())
+    Ok(worst)
+}
+
+/// The errors of the embedded residual: each weight rounded into the
+/// format, and the token and position rows added once where both write.
+fn embed_errors(model: &Model, f: &FormatSpec) -> Vec<f64> {
+    let d = model.basis.len();
+    let u = f.u();
+    let (mut tmax, mut pmax, mut e) = (vec![0f64; d], vec![0f64; d], vec![0f64; d]);
+    let mut tok = vec![false; d];
+    let mut pos = vec![false; d];
+    for (_, c, w) in &model.token_embed.entries {
+        tok[*c] = true;
+        tmax[*c] = tmax[*c].max(up(w));
+        if !representable(w, f) {
+            e[*c] = e[*c].max(u * up(w));
+        }
+    }
+    let mut pe = vec![0f64; d];
+    for (_, c, w) in &model.pos_embed.entries {
+        pos[*c] = true;
+        pmax[*c] = pmax[*c].max(up(w));
+        if !representable(w, f) {
+            pe[*c] = pe[*c].max(u * up(w));
+        }
+    }
+    for c in 0..d {
+        e[c] += pe[c];
+        if tok[c] && pos[c] {
+            e[c] += u * (tmax[c] + pmax[c] + e[c]) + f.eta;
+        }
+    }
+    e
 }
 
 /// One head of the report.
@@ -745,28 +1062,63 @@ pub struct PrecisionReport {
     pub observed_ok: Vec<String>,
 }
 
-/// Every bound at length n: `Err((block, why))` for the first that fails.
+/// Every bound at length n, with the errors of each block carried into the
+/// blocks after it (per residual dimension, uniform over positions):
+/// `Err((block, why))` for the first that fails.
 fn all_bounds(facts: &Facts, model: &Model, n: usize, beta: f64, f: &FormatSpec) -> Result<(), (String, String)> {
     if let Some(why) = &facts.unsupported {
         return Err(("model".into(), why.clone()));
     }
-    for h in &facts.heads {
-        let r = match h.kind {
-            HeadKind::Width => width_bound(h, model, n, beta, f),
-            _ => head_bound(h, n, beta, f, None).map(|_| ()),
-        };
-        r.map_err(|e| (format!("layer {} head {} (%{})", h.layer, h.index, h.name), e))?;
-    }
-    for m in &facts.mlps {
-        other_mlp_bound(m, model, f).map_err(|e| (format!("layer {} mlp {} (%{})", m.layer, m.index, m.name), e))?;
+    let mut e = embed_errors(model, f);
+    for li in 0..model.layers.len() {
+        let before = e.clone();
+        let mut widths = vec![];
+        for h in facts.heads.iter().filter(|h| h.layer == li) {
+            let label = || format!("layer {} head {} (%{})", h.layer, h.index, h.name);
+            if h.kind == HeadKind::Width {
+                let mut worst = 0f64;
+                for w in h.widths.iter().filter(|w| **w <= Rat::from_integer(n.into())) {
+                    worst = worst.max(head_bound(h, model, &before, n, beta, f, Some(w)).map_err(|x| (label(), x))?);
+                }
+                if let Some((_, _, scratch)) = h.decoder {
+                    e[scratch] += worst;
+                }
+                widths.push(h);
+            } else {
+                let eo = head_bound(h, model, &before, n, beta, f, None).map_err(|x| (label(), x))?;
+                let head = &model.layers[li].attn[h.index];
+                for d in head.w_o.entries.iter().map(|t| t.1).collect::<BTreeSet<_>>() {
+                    e[d] += eo;
+                }
+            }
+        }
+        let after = e.clone();
+        for h in widths {
+            let errs = width_bound(h, model, &before, &after, n, beta, f).map_err(|x| (format!("layer {} head {} (%{})", h.layer, h.index, h.name), x))?;
+            for (d, x) in errs {
+                e[d] = x;
+            }
+        }
+        for mf in facts.mlps.iter().filter(|m| m.layer == li) {
+            let errs = other_mlp_bound(mf, model, &after, f).map_err(|x| (format!("layer {} mlp {} (%{})", mf.layer, mf.index, mf.name), x))?;
+            for (d, x) in errs {
+                e[d] = x;
+            }
+        }
+        if std::env::var_os("TFC_PRECISION_DEBUG").is_some() {
+            let nz: Vec<String> = e.iter().enumerate().filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{}={x:.2e}", model.basis[d])).collect();
+            eprintln!("n={n} p={} layer {li}: {}", f.precision, nz.join(" "));
+        }
     }
     Ok(())
 }
 
+/// One head alone, its inputs exact (the per-head figures of the report).
 fn head_ok(h: &HeadFacts, model: &Model, n: usize, beta: f64, f: &FormatSpec) -> bool {
+    let zeros = vec![0f64; model.basis.len()];
     match h.kind {
-        HeadKind::Width => width_bound(h, model, n, beta, f).is_ok(),
-        _ => head_bound(h, n, beta, f, None).is_ok(),
+        HeadKind::Width => width_bound(h, model, &zeros, &zeros, n, beta, f).is_ok(),
+        _ => head_bound(h, model, &zeros, n, beta, f, None).is_ok(),
     }
 }
 
@@ -847,6 +1199,47 @@ pub fn observe(checked: &Checked, model: &Model, format: Format, beta: f64, rand
         Format::Fp8E4M3 => go::<Fp8E4M3>(checked, model, beta, randoms),
         Format::Fp8E5M2 => go::<Fp8E5M2>(checked, model, beta, randoms),
     }
+}
+
+/// The analytic part alone, for one format: the largest n ≤ max_len such
+/// that every bound holds at every length up to n, and what fails first
+/// beyond it (`None` when the bound covers max_len).
+pub fn analytic(checked: &Checked, model: &Model, format: Format, beta: f64) -> Result<(usize, Option<String>), String> {
+    let facts = gather(checked, model)?;
+    let Some(s) = FormatSpec::of(format) else { return Err("exact arithmetic has no precision bound".into()) };
+    let n = safe_len(facts.max_len, |n| all_bounds(&facts, model, n, beta, &s).is_ok());
+    let why = if n < facts.max_len {
+        all_bounds(&facts, model, n + 1, beta, &s).err().map(|(b, why)| format!("at length {}: {b}: {why}", n + 1))
+    } else {
+        None
+    };
+    Ok((n, why))
+}
+
+/// One line for the end of `tfc verify`: per format, the analytic safe
+/// length against max_len at `beta`.
+pub fn summary_line(checked: &Checked, model: &Model, formats: &[Format], beta: f64) -> String {
+    let facts = match gather(checked, model) {
+        Ok(f) => f,
+        Err(e) => return format!("precision: not analysed ({e})"),
+    };
+    if let Some(why) = &facts.unsupported {
+        return format!("precision: not analysed ({why}); see `tfc precision` for observed runs");
+    }
+    let mut parts = vec![];
+    let mut weakest: Option<(usize, String)> = None;
+    for f in formats {
+        let Some(s) = FormatSpec::of(*f) else { continue };
+        let n = safe_len(facts.max_len, |n| all_bounds(&facts, model, n, beta, &s).is_ok());
+        parts.push(format!("{} {}", f.name(), if n == facts.max_len { format!("ok to {n}") } else { format!("safe to {n}") }));
+        if n < facts.max_len && weakest.as_ref().map_or(true, |w| n < w.0) {
+            if let Err((b, _)) = all_bounds(&facts, model, n + 1, beta, &s) {
+                weakest = Some((n, b));
+            }
+        }
+    }
+    let tail = weakest.map(|(_, b)| format!("; first to break: {b}")).unwrap_or_default();
+    format!("precision (analytic, softmax beta {beta}, max_len {}): {}{tail}", facts.max_len, parts.join(", "))
 }
 
 /// The precision report of a compiled model.

@@ -1,0 +1,70 @@
+//! Certified lowering, `tfc compile --target FORMAT` (docs/PRECISION.md,
+//! "Certified lowering"): among the lowering choices that leave the model
+//! exact under hard attention — the width decoder's construction and the
+//! softmax inverse temperature, a power of two so that β·score is an exact
+//! scaling — pick the one whose analytic precision bound
+//! (`tfc_verifier::precision`) holds in that format up to the longest
+//! length, and say how far that is and what breaks first beyond it.
+//!
+//! The choice is made by the verifier's bound, not by test runs: the
+//! figure reported is a proof (under the bound's stated scope), and the
+//! model is re-verified exactly like any other.
+
+use tfc_compiler::lower::{LowerOptions, WidthDecoder};
+use tfc_compiler::{compile_with, CompileError, CompileOptions, CompiledWith};
+use tfc_ir::check::Checked;
+use tfc_ir::forward::Format;
+use tfc_ir::Rat;
+
+/// The inverse temperatures tried: 2^0 ..= 2^12.
+pub const BETA_EXPONENTS: std::ops::RangeInclusive<i32> = 0..=12;
+
+/// The outcome of a certified compile.
+pub struct Certified {
+    /// The chosen model (its `softmax_beta` set).
+    pub with: CompiledWith,
+    /// The format certified for.
+    pub format: Format,
+    /// The chosen inverse temperature.
+    pub beta: f64,
+    /// The chosen width decoder.
+    pub decoder: WidthDecoder,
+    /// The analytic safe length in `format` at `beta`.
+    pub safe_len: usize,
+    /// What fails first beyond `safe_len` (`None` when it reaches max_len).
+    pub limited_by: Option<String>,
+    /// Every candidate: (decoder, beta, safe length, params).
+    pub candidates: Vec<(WidthDecoder, f64, usize, u64)>,
+}
+
+/// Compiles `checked` for `format`: the candidate with the longest analytic
+/// safe length, then the fewest parameters, then the smallest β.
+pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Result<Certified, CompileError> {
+    let mut best: Option<(usize, u64, f64, WidthDecoder, Option<String>, CompiledWith)> = None;
+    let mut candidates = vec![];
+    for decoder in [WidthDecoder::Ramp, WidthDecoder::Interpolant] {
+        let o = CompileOptions { lower: LowerOptions { width_decoder: decoder, softmax_beta: None }, ..opts.clone() };
+        let with = compile_with(checked, &o)?;
+        let params = with.compiled.model.stats().params;
+        for k in BETA_EXPONENTS {
+            let beta = 2f64.powi(k);
+            let (n, why) = tfc_verifier::precision::analytic(&with.checked, &with.compiled.model, format, beta).unwrap_or((0, Some("not analysed".into())));
+            candidates.push((decoder, beta, n, params));
+            let better = match &best {
+                None => true,
+                Some((bn, bp, bb, ..)) => (n, std::cmp::Reverse(params), std::cmp::Reverse(ordered(beta))) > (*bn, std::cmp::Reverse(*bp), std::cmp::Reverse(ordered(*bb))),
+            };
+            if better {
+                best = Some((n, params, beta, decoder, why, with.clone()));
+            }
+        }
+    }
+    let (safe_len, _, beta, decoder, limited_by, mut with) = best.expect("at least one candidate");
+    with.compiled.model.softmax_beta = Some(Rat::from_integer((beta as i64).into()));
+    Ok(Certified { with, format, beta, decoder, safe_len, limited_by, candidates })
+}
+
+/// An f64 > 0 as a totally ordered key.
+fn ordered(x: f64) -> u64 {
+    x.to_bits()
+}
