@@ -59,6 +59,10 @@ pub enum Expect {
         /// Dense parameter count.
         params: Option<u64>,
     },
+    /// `; precision: FORMAT=ANALYTIC/OBSERVED …` (src/corpus_precision.rs).
+    Precision(std::collections::BTreeMap<String, crate::corpus_precision::Figures>),
+    /// `; precision-target: FORMAT=LENGTH …`.
+    PrecisionTarget(std::collections::BTreeMap<String, usize>),
     /// An expectation line that names a known kind but cannot be read
     /// (e.g. `; stats: depth=3`): a failure, never silently skipped.
     Unreadable(String),
@@ -131,6 +135,10 @@ pub fn expectations(src: &str) -> Vec<Located> {
             parse_stats(r)
         } else if let Some(v) = rest.strip_prefix("verify:") {
             Expect::Verify(v.trim().into())
+        } else if let Some(r) = rest.strip_prefix("precision-target:") {
+            crate::corpus_precision::parse_target_line(r).map_or_else(Expect::Unreadable, Expect::PrecisionTarget)
+        } else if let Some(r) = rest.strip_prefix("precision:") {
+            crate::corpus_precision::parse_line(r).map_or_else(Expect::Unreadable, Expect::Precision)
         } else {
             continue;
         };
@@ -218,7 +226,7 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
 
     // The compiled model, for the same sample runs (exact, and f32 at the default beta).
     let model = match &program {
-        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. } | Expect::Verify(_))) => match check(p).map(|c| tfc_compiler::compile(&c)) {
+        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. } | Expect::Verify(_) | Expect::Precision(_) | Expect::PrecisionTarget(_))) => match check(p).map(|c| tfc_compiler::compile(&c)) {
             Ok(Ok(c)) => Some(c.model),
             Ok(Err(err)) => {
                 rep.failures.push((1, format!("does not compile: {err}")));
@@ -249,6 +257,74 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
                 }
             }
             Expect::Unreadable(msg) => rep.failures.push((e.line, msg.clone())),
+            Expect::Precision(want) => {
+                let (Some(m), Some(c)) = (&model, program.as_ref().and_then(|p| check(p).ok())) else {
+                    rep.failures.push((e.line, "precision: the program does not compile".into()));
+                    continue;
+                };
+                match crate::corpus_precision::measure(&c, m) {
+                    Err(err) => rep.failures.push((e.line, format!("precision: {err}"))),
+                    Ok(got) => {
+                        let broken = crate::corpus_precision::invariant(&got);
+                        if !broken.is_empty() {
+                            rep.failures.extend(broken.into_iter().map(|b| (e.line, b)));
+                            continue;
+                        }
+                        let wrong: Vec<String> = want
+                            .iter()
+                            .filter(|(k, w)| got.get(*k) != Some(*w))
+                            .map(|(k, w)| format!("{k} {}/{:?} -> {:?}", w.analytic, w.observed, got.get(k).map(|g| (g.analytic, g.observed))))
+                            .collect();
+                        let full = crate::corpus_precision::line(&got);
+                        if bless && lines[e.line - 1].trim() != full {
+                            // Blessing writes every format, not only those named.
+                            lines[e.line - 1] = full;
+                            changed = true;
+                            rep.checks_passed += 1;
+                        } else if wrong.is_empty() {
+                            rep.checks_passed += 1;
+                        } else if bless {
+                            lines[e.line - 1] = crate::corpus_precision::line(&got);
+                            changed = true;
+                            rep.checks_passed += 1;
+                        } else {
+                            rep.failures.push((e.line, format!("precision: expected vs measured: {}", wrong.join(", "))));
+                        }
+                    }
+                }
+            }
+            Expect::PrecisionTarget(want) => {
+                let Some(c) = program.as_ref().and_then(|p| check(p).ok()) else {
+                    rep.failures.push((e.line, "precision-target: the program does not check".into()));
+                    continue;
+                };
+                let mut got = std::collections::BTreeMap::new();
+                let mut failed = false;
+                for k in want.keys() {
+                    match crate::corpus_precision::measure_target(&c, k) {
+                        Ok(n) => {
+                            got.insert(k.clone(), n);
+                        }
+                        Err(err) => {
+                            rep.failures.push((e.line, format!("precision-target: {k}: {err}")));
+                            failed = true;
+                        }
+                    }
+                }
+                if failed {
+                    continue;
+                }
+                if got == *want {
+                    rep.checks_passed += 1;
+                } else if bless {
+                    lines[e.line - 1] = crate::corpus_precision::target_line(&got);
+                    changed = true;
+                    rep.checks_passed += 1;
+                } else {
+                    let wrong: Vec<String> = want.iter().filter(|(k, w)| got.get(*k) != Some(*w)).map(|(k, w)| format!("{k} {w} -> {}", got[k])).collect();
+                    rep.failures.push((e.line, format!("precision-target: expected vs certified: {}", wrong.join(", "))));
+                }
+            }
             Expect::Stats { layers, heads, mlps, d_model, params } => {
                 let Some(m) = &model else {
                     rep.failures.push((e.line, "stats: the program does not compile, so it has no sizes".into()));

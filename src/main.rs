@@ -10,6 +10,7 @@
 //! (timeout, limit); 4 the program failed on the given input at run time.
 
 mod corpus;
+mod corpus_precision;
 mod render;
 mod show;
 mod target;
@@ -822,6 +823,10 @@ fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier
         }
         let (p, r, u) = report.counts();
         println!("{}: {p} proved, {r} refuted, {u} unknown", report.verdict);
+        use tfc_ir::forward::Format;
+        let beta = m.softmax_beta.as_ref().and_then(num_traits::ToPrimitive::to_f64).unwrap_or(DEFAULT_BETA);
+        let formats = [Format::F32, Format::F16, Format::Bf16, Format::Fp8E4M3, Format::Fp8E5M2];
+        println!("{}", tfc_verifier::precision::summary_line(&checked, &m, &formats, beta));
     }
     match report.verdict {
         Verdict::Proved => exit::OK,

@@ -16,7 +16,7 @@ use tfc_ir::check::Checked;
 use tfc_ir::forward::Format;
 use tfc_ir::Rat;
 
-/// The inverse temperatures tried: 2^0 ..= 2^12.
+/// The inverse temperatures tried: 2^0 ..= 2^12 (and the default, 100).
 pub const BETA_EXPONENTS: std::ops::RangeInclusive<i32> = 0..=12;
 
 /// The outcome of a certified compile.
@@ -46,8 +46,10 @@ pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Resu
         let o = CompileOptions { lower: LowerOptions { width_decoder: decoder, softmax_beta: None }, ..opts.clone() };
         let with = compile_with(checked, &o)?;
         let params = with.compiled.model.stats().params;
-        for k in BETA_EXPONENTS {
-            let beta = 2f64.powi(k);
+        // The powers of two, and the default 100 (so the target is never
+        // worse than the default lowering).
+        let betas = BETA_EXPONENTS.map(|k| 2f64.powi(k)).chain(std::iter::once(crate::DEFAULT_BETA));
+        for beta in betas {
             let (n, why) = tfc_verifier::precision::analytic(&with.checked, &with.compiled.model, format, beta).unwrap_or((0, Some("not analysed".into())));
             candidates.push((decoder, beta, n, params));
             let better = match &best {
@@ -61,6 +63,7 @@ pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Resu
     }
     let (safe_len, _, beta, decoder, limited_by, mut with) = best.expect("at least one candidate");
     with.compiled.model.softmax_beta = Some(Rat::from_integer((beta as i64).into()));
+    debug_assert!(beta.fract() == 0.0);
     Ok(Certified { with, format, beta, decoder, safe_len, limited_by, candidates })
 }
 

@@ -92,3 +92,80 @@ fn length_in_bf16_matches_the_hand_derivation() {
     // the BOS query scores 2 on BOS against 1), scores up to 2.
     assert_eq!(r.heads[0].gap, "1");
 }
+
+/// `tfc compile --target FORMAT` as a user runs it: the model it writes and
+/// its exit code (0: certified up to max_len, 1: short of it).
+fn compile_target(path: &Path, format: &str, max_len: Option<usize>) -> (tfc_ir::model::Model, i32) {
+    let out = std::env::temp_dir().join(format!("tfc-target-{}-{format}-{}.json", path.file_stem().unwrap().to_string_lossy(), max_len.unwrap_or(0)));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tfc"));
+    // -O0: the model is then of the source program, which the report reads.
+    cmd.arg("compile").arg(path).arg("-O0").arg("--target").arg(format).arg("-o").arg(&out);
+    if let Some(n) = max_len {
+        cmd.arg("--max-len").arg(n.to_string());
+    }
+    let status = cmd.output().expect("run tfc");
+    let code = status.status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 1, "{}: tfc compile --target {format} exited {code}: {}", path.display(), String::from_utf8_lossy(&status.stderr));
+    let model = tfc_ir::model::Model::from_json(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    (model, code)
+}
+
+/// The same property on the models certified lowering builds (ramp
+/// decoders, power-of-two β): in every format, at the β the model records,
+/// no run fails at or below the analytic length. Certified lowering also
+/// never does worse in its format than the default lowering, and its exit
+/// code says whether it reached max_len.
+#[test]
+fn certified_models_are_never_beaten_by_observation() {
+    let mut n = 0;
+    for dir in ["corpus/tracr", "corpus/programs"] {
+        let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for path in files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "ir")) {
+            let Some(checked) = load(&path) else { continue };
+            let Ok(default) = tfc_compiler::compile(&checked) else { continue };
+            if default.model.layers.iter().all(|l| l.attn.is_empty()) {
+                continue;
+            }
+            let (model, code) = compile_target(&path, "bf16", None);
+            let beta: f64 = num_traits::ToPrimitive::to_f64(model.softmax_beta.as_ref().expect("--target records beta")).unwrap();
+            let r = tfc_verifier::precision::report(&checked, &model, &FORMATS, beta, 20).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+            for f in &r.formats {
+                if let Some(obs) = &f.observed_first_failure {
+                    assert!(f.analytic_max_len < obs.len, "{} --target bf16, {} at beta {beta}: analytic {} but a run fails at {} on {:?}", path.display(), f.format, f.analytic_max_len, obs.len, obs.input);
+                }
+            }
+            let bf = r.formats.iter().find(|f| f.format == "bf16").unwrap();
+            assert_eq!(code == 0, bf.analytic_max_len == model.max_len, "{}: exit code {code} against a bf16 safe length {}", path.display(), bf.analytic_max_len);
+            let d = tfc_verifier::precision::analytic(&checked, &default.model, Format::Bf16, 100.0).unwrap().0;
+            assert!(bf.analytic_max_len >= d, "{}: --target bf16 certifies {} but the default lowering {d}", path.display(), bf.analytic_max_len);
+        }
+    }
+    assert!(n >= 10, "only {n} programs checked");
+}
+
+/// Longer lengths, where the formats actually break: the width programs
+/// compiled with `--max-len 24`, by default and for bf16.
+#[test]
+fn bounds_hold_at_longer_lengths() {
+    for name in ["length", "hist", "count", "sort_unique", "frac_prevs"] {
+        let path = Path::new("corpus/tracr").join(format!("{name}.ir"));
+        let mut checked = load(&path).unwrap();
+        let mut prog = checked.program.clone();
+        prog.max_len = 24;
+        checked = tfc_ir::check(&prog).unwrap();
+        let default = tfc_compiler::compile(&checked).unwrap().model;
+        let (target, _) = compile_target(&path, "bf16", Some(24));
+        let tb = num_traits::ToPrimitive::to_f64(target.softmax_beta.as_ref().unwrap()).unwrap();
+        for (what, model, beta) in [("default", &default, 100.0), ("--target bf16", &target, tb)] {
+            let r = tfc_verifier::precision::report(&checked, model, &FORMATS, beta, 10).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for f in &r.formats {
+                if let Some(obs) = &f.observed_first_failure {
+                    assert!(f.analytic_max_len < obs.len, "{name} at max_len 24, {what}, {}: analytic {} but a run fails at {} on {:?}", f.format, f.analytic_max_len, obs.len, obs.input);
+                }
+            }
+        }
+    }
+}

@@ -1231,15 +1231,19 @@ pub fn summary_line(checked: &Checked, model: &Model, formats: &[Format], beta: 
     for f in formats {
         let Some(s) = FormatSpec::of(*f) else { continue };
         let n = safe_len(facts.max_len, |n| all_bounds(&facts, model, n, beta, &s).is_ok());
-        parts.push(format!("{} {}", f.name(), if n == facts.max_len { format!("ok to {n}") } else { format!("safe to {n}") }));
+        parts.push(format!("{} {n}", f.name()));
         if n < facts.max_len && weakest.as_ref().map_or(true, |w| n < w.0) {
             if let Err((b, _)) = all_bounds(&facts, model, n + 1, beta, &s) {
                 weakest = Some((n, b));
             }
         }
     }
-    let tail = weakest.map(|(_, b)| format!("; first to break: {b}")).unwrap_or_default();
-    format!("precision (analytic, softmax beta {beta}, max_len {}): {}{tail}", facts.max_len, parts.join(", "))
+    let tail = weakest.map(|(_, b)| format!("; weakest block: {b}")).unwrap_or_default();
+    format!(
+        "precision: softmax (beta {beta}) proved to decode as hard attention up to length {} of max_len {}{tail} (`tfc precision` for details)",
+        parts.join(", "),
+        facts.max_len
+    )
 }
 
 /// The precision report of a compiled model.
