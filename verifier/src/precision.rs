@@ -217,6 +217,8 @@ struct HeadFacts {
     widths: Vec<Rat>,
     /// Width: the decoder (layer, mlp index) and the scratch dimension.
     decoder: Option<(usize, usize, usize)>,
+    /// Width: the decoder's plan at each point 1/(w+1), in `widths` order.
+    decoder_evals: Vec<MlpEval>,
     /// Whether every score is computed exactly (then equal scores give
     /// equal logits, and the winners tie exactly).
     scores: Exactness,
@@ -236,8 +238,8 @@ struct MlpFacts {
     layer: usize,
     index: usize,
     name: String,
-    combos: Vec<Vector>,
-    out_dims: Vec<usize>,
+    /// The block's plan at every input combination.
+    evals: Vec<MlpEval>,
     margin: f64,
 }
 
@@ -413,6 +415,7 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
             let (mut margin, mut base) = margin_of(&name);
             let mut widths = vec![];
             let mut decoder = None;
+            let mut decoder_evals = vec![];
             if kind == HeadKind::Width {
                 widths = ctx.set_of(&name).iter().filter_map(|v| v.as_num().cloned()).collect();
                 widths.sort();
@@ -423,6 +426,19 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                     .position(|m| m.instructions.first().map(|s| s.trim_start_matches('%')) == Some(name.as_str()))
                     .ok_or(format!("no decoder for `%{name}`"))?;
                 decoder = Some((li, mi, scratch));
+                let dm = &layer.mlps[mi];
+                let dims: Vec<usize> = dm.w_out.entries.iter().map(|e| e.1).collect::<BTreeSet<_>>().into_iter().collect();
+                let one = Rat::from_integer(1.into());
+                let one_dim = model.basis.iter().position(|b| b == "one").unwrap_or(0);
+                decoder_evals = widths
+                    .iter()
+                    .map(|w| {
+                        let mut x = Vector::new();
+                        x.insert(one_dim, one.clone());
+                        x.insert(scratch, &one / (w + &one));
+                        MlpEval::new(dm, &x, &dims)
+                    })
+                    .collect();
                 margin = f64::INFINITY; // checked per length against the points 1/(w+1)
                 base = 1.0;
             }
@@ -445,6 +461,7 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                 margin,
                 widths,
                 decoder,
+                decoder_evals,
                 scores: ex,
                 value_pow2,
                 qvecs,
@@ -467,8 +484,7 @@ fn gather(checked: &Checked, model: &Model) -> Result<Facts, String> {
                 layer: li,
                 index: mi,
                 name,
-                combos: combos.iter().map(|c| ctx.residual(c)).collect(),
-                out_dims,
+                evals: combos.iter().map(|c| MlpEval::new(m, &ctx.residual(c), &out_dims)).collect(),
                 margin,
             });
         }
@@ -492,105 +508,169 @@ fn is_pow2(r: &Rat) -> bool {
     !r.is_zero() && p2(&r.numer().abs()) && p2(r.denom())
 }
 
+/// Sign and outward magnitude bounds of an exact rational.
+#[derive(Clone, Copy, Debug)]
+struct Mag {
+    zero: bool,
+    pos: bool,
+    lo: f64,
+    hi: f64,
+}
+
+impl Mag {
+    fn of(r: &Rat) -> Mag {
+        Mag { zero: r.is_zero(), pos: r.is_positive(), lo: down(r), hi: up(r) }
+    }
+}
+
+fn exactness(r: &Rat) -> Exactness {
+    let mut e = Exactness::new();
+    e.note(r);
+    e
+}
+
 /// Sterbenz's lemma on intervals: â + b̂ is computed exactly when â and b̂
 /// have opposite signs and |b̂|/2 ≤ |â| ≤ 2|b̂|, here for every â within
 /// `ea` of `a` and b̂ within `eb` of `b`.
-fn sterbenz_exact(a: &Rat, ea: f64, b: &Rat, eb: f64) -> bool {
-    if a.is_zero() || b.is_zero() || a.is_positive() == b.is_positive() {
+fn sterbenz_exact(a: &Mag, ea: f64, b: &Mag, eb: f64) -> bool {
+    if a.zero || b.zero || a.pos == b.pos {
         return false;
     }
     let slack = 2f64.powi(-48);
-    let (alo, ahi) = (down(a) * (1.0 - slack) - ea, up(a) * (1.0 + slack) + ea);
-    let (blo, bhi) = (down(b) * (1.0 - slack) - eb, up(b) * (1.0 + slack) + eb);
+    let (alo, ahi) = (a.lo * (1.0 - slack) - ea, a.hi * (1.0 + slack) + ea);
+    let (blo, bhi) = (b.lo * (1.0 - slack) - eb, b.hi * (1.0 + slack) + eb);
     alo > 0.0 && blo > 0.0 && 2.0 * alo >= bhi && ahi <= 2.0 * blo
 }
 
-/// A hidden unit's pre-activation as the bound sees it: the exact value,
-/// the part of its error that is linear in the input errors (the exact
-/// weights, per input dimension), and the rest.
-struct UnitError {
-    /// The exact pre-activation z (exact inputs, exact weights).
-    z: Rat,
-    /// (input dim, W_di): ẑ − z = Σ_d W_di·ε_d + r, with |ε_d| ≤ e_d.
-    linear: Vec<(usize, Rat)>,
-    /// max |Σ_d W_di·ε_d| = Σ_d |W_di|·e_d.
-    linear_max: f64,
-    /// |r|: weight, product and accumulation rounding.
-    rest: f64,
+/// One term `x·w` (or a constant, x = 1 with no error) of a sum the
+/// forward pass accumulates left to right from 0, with everything about
+/// it that does not depend on errors or the format computed once.
+#[derive(Clone, Debug)]
+struct TermPlan {
+    /// The input dimension whose error enters this term linearly (`None`
+    /// for a bias or an exact input).
+    dim: Option<usize>,
+    x_up: f64,
+    x_ex: Exactness,
+    w_up: f64,
+    w_ex: Exactness,
+    w_pow2: bool,
+    /// Whether the term is a bias (added as stored, no product).
+    constant: bool,
+    prod_ex: Exactness,
+    /// The exact term, and the exact partial sum before and after it.
+    term: Mag,
+    before: Mag,
+    after: Mag,
+    after_ex: Exactness,
 }
 
-/// Running error bound of `Σ_k t_k` accumulated left to right from 0 (the
-/// forward pass's order): each term carries (exact value, bound on its
-/// computed magnitude, its own independent error); every addition after
-/// the first rounds once, by at most u·|its exact result| + η.
-struct Accumulator<'f> {
-    f: &'f FormatSpec,
+/// A left-to-right sum's plan.
+#[derive(Clone, Debug, Default)]
+struct SumPlan {
+    terms: Vec<TermPlan>,
     exact: Rat,
-    /// Σ of the terms' linear error magnitudes (for the result bound).
-    linear_mag: f64,
-    err: f64,
-    terms: usize,
-    mag: f64,
 }
 
-impl<'f> Accumulator<'f> {
-    fn new(f: &'f FormatSpec) -> Self {
-        Accumulator { f, exact: Rat::zero(), linear_mag: 0.0, err: 0.0, terms: 0, mag: 0.0 }
-    }
-    /// Adds the term `x̂·Ŵ` where x̂ = x + ε (|ε| ≤ e, linear) and Ŵ is `w`
-    /// rounded into the format.
-    fn product(&mut self, x: &Rat, e: f64, w: &Rat) {
-        let f = self.f;
-        let u = f.u();
-        let w_exact = representable(w, f);
-        let xa = up(x) + e;
-        let wa = up(w) * (1.0 + if w_exact { 0.0 } else { u });
-        let mut te = if w_exact { 0.0 } else { u * up(w) * xa };
-        let prod_exact = (w_exact && is_pow2(w)) || (e == 0.0 && w_exact && representable(x, f) && representable(&(x * w), f));
-        if !prod_exact {
-            te += u * xa * wa + f.eta;
-        } else if !is_pow2(w) || e > 0.0 {
-            te += f.eta; // a product that would be exact may still underflow
-        }
-        self.mag += xa * wa;
-        self.push(x * w, up(w) * e, te);
-    }
-    /// Adds a constant (a bias) rounded into the format.
-    fn constant(&mut self, b: &Rat) {
-        let te = if representable(b, self.f) { 0.0 } else { self.f.u() * up(b) };
-        self.mag += up(b);
-        self.push(b.clone(), 0.0, te);
-    }
-    /// Adds a term of exact value `t` computed with a linear error of at
-    /// most `t_lin` and an independent one of at most `t_ind`.
-    fn push(&mut self, t: Rat, t_lin: f64, t_ind: f64) {
-        let prev_err = self.err + self.linear_mag;
-        let sterbenz = self.terms >= 1 && sterbenz_exact(&self.exact, prev_err, &t, t_lin + t_ind);
+impl SumPlan {
+    fn push(&mut self, dim: Option<usize>, x: &Rat, w: &Rat, constant: bool) {
+        let t = x * w;
+        let before = Mag::of(&self.exact);
         self.exact += &t;
-        self.linear_mag += t_lin;
-        self.err += t_ind;
-        // 0 + t is exact; so is a sum of exact operands whose exact result
-        // is representable, and (Sterbenz) a difference of two floats
-        // within a factor 2 of each other; every other addition rounds once.
-        let exact_so_far = self.err == 0.0 && self.linear_mag == 0.0 && representable(&self.exact, self.f);
-        if self.terms >= 1 && !exact_so_far && !sterbenz {
-            self.err += self.f.u() * (up(&self.exact) + self.linear_mag + self.err) + self.f.eta;
-        }
-        self.terms += 1;
+        self.terms.push(TermPlan {
+            dim,
+            x_up: up(x),
+            x_ex: exactness(x),
+            w_up: up(w),
+            w_ex: exactness(w),
+            w_pow2: is_pow2(w),
+            constant,
+            prod_ex: exactness(&t),
+            term: Mag::of(&t),
+            before,
+            after: Mag::of(&self.exact),
+            after_ex: exactness(&self.exact),
+        });
     }
-    fn overflows(&self) -> bool {
-        (self.mag + self.err) * (1.0 + 2.0 * self.f.u()) > self.f.max
+
+    /// The independent error of the computed sum (rounding of weights,
+    /// products and additions), given each term's input error `e_of(k)`
+    /// (linear, counted by the caller) and extra independent error
+    /// `ind_of(k)`, and whether it overflows. Terms with `skip(k)` are not
+    /// computed (an exact zero the forward pass skips).
+    fn rounding(&self, f: &FormatSpec, e_of: &dyn Fn(usize) -> f64, ind_of: &dyn Fn(usize) -> f64, skip: &dyn Fn(usize) -> bool) -> (f64, f64, usize) {
+        let u = f.u();
+        let (mut err, mut lin, mut mag, mut n) = (0f64, 0f64, 0f64, 0usize);
+        for (k, t) in self.terms.iter().enumerate() {
+            if skip(k) {
+                continue;
+            }
+            let e = e_of(k);
+            let w_ok = t.w_ex.exact_in(f);
+            let (mut te, t_lin);
+            if t.constant {
+                te = if w_ok { 0.0 } else { u * t.w_up };
+                t_lin = 0.0;
+                mag += t.w_up;
+            } else {
+                let xa = t.x_up + e;
+                let wa = t.w_up * (1.0 + if w_ok { 0.0 } else { u });
+                te = if w_ok { 0.0 } else { u * t.w_up * xa };
+                let prod_ok = (w_ok && t.w_pow2) || (e == 0.0 && w_ok && t.x_ex.exact_in(f) && t.prod_ex.exact_in(f));
+                if !prod_ok {
+                    te += u * xa * wa + f.eta;
+                } else if !t.w_pow2 || e > 0.0 {
+                    te += f.eta; // an exact product may still underflow
+                }
+                t_lin = t.w_up * e;
+                mag += xa * wa;
+            }
+            te += ind_of(k);
+            let sterbenz = n >= 1 && sterbenz_exact(&t.before, err + lin, &t.term, t_lin + te);
+            err += te;
+            lin += t_lin;
+            // 0 + t is exact; so is a sum of exact operands whose exact
+            // result is representable, and (Sterbenz) a difference of two
+            // floats within a factor 2; every other addition rounds once.
+            let exact_so_far = err == 0.0 && lin == 0.0 && t.after_ex.exact_in(f);
+            if n >= 1 && !exact_so_far && !sterbenz {
+                err += u * (t.after.hi + lin + err) + f.eta;
+            }
+            n += 1;
+        }
+        (err, mag + err, n)
     }
 }
 
-/// The largest error an MLP block's output can have in `out_dims` on input
-/// `x` (exact) whose dimension d carries an error of at most `in_err(d)`,
-/// in format `f`; `Err` on overflow or when the bound is infinite.
+/// One hidden unit's plan.
+#[derive(Clone, Debug)]
+struct UnitPlan {
+    sum: SumPlan,
+    z: Mag,
+    /// (input dim, W_di) of the inputs that may carry an error.
+    linear: Vec<(usize, f64)>,
+}
+
+/// One output dimension's plan.
+#[derive(Clone, Debug)]
+struct OutPlan {
+    dim: usize,
+    /// The units feeding it, in the forward pass's order, as a sum of
+    /// h_i·W_ic; `units[k]` is the unit of term k.
+    sum: SumPlan,
+    units: Vec<usize>,
+    w: Vec<f64>,
+    x: Mag,
+    /// The exact new residual value x_c + y_c.
+    new: Mag,
+}
+
+/// An MLP block at one exact input, precomputed for [`MlpEval::eval`].
 ///
 /// First-order affine error analysis, sound because ReLU is piecewise
 /// linear: per hidden unit, ẑ_i − z_i = Σ_d W_di·ε_d + r_i, where ε_d is
 /// the (unknown, shared) error of input d and r_i collects the rounding of
-/// weights, products and partial sums (an [`Accumulator`], in the forward
+/// weights, products and partial sums (a [`SumPlan`], in the forward
 /// pass's order). A unit whose pre-activation stays positive under the
 /// whole error bound is the identity, so its linear error part goes on to
 /// the output with its exact coefficients; one that stays ≤ 0 computes an
@@ -600,126 +680,167 @@ impl<'f> Accumulator<'f> {
 /// a decoder whose units cancel each other's input dependence (the two
 /// units of a ramp) is charged nothing for it. Finally the add into the
 /// residual rounds once, unless the residual held an exact 0 there.
-fn mlp_bound(m: &Mlp, x: &Vector, in_err: &dyn Fn(usize) -> f64, out_dims: &[usize], f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
-    let slack = 1.0 + 2f64.powi(-48);
-    let hidden = m.w_in.cols;
-    let mut terms: Vec<Vec<(usize, &Rat)>> = vec![vec![]; hidden];
-    for (d, i, w) in &m.w_in.entries {
-        terms[*i].push((*d, w));
-    }
-    let bias: BTreeMap<usize, &Rat> = m.b_in.entries.iter().map(|(i, b)| (*i, b)).collect();
-    #[derive(Clone, Copy, PartialEq)]
-    enum State {
-        Active,
-        Off,
-        Unsure,
-    }
-    let mut units: Vec<(UnitError, State)> = Vec::with_capacity(hidden);
-    for (i, ts) in terms.iter_mut().enumerate() {
-        ts.sort_by_key(|t| t.0);
-        let mut acc = Accumulator::new(f);
-        let mut linear = vec![];
-        for &(d, w) in ts.iter() {
-            let e = in_err(d);
-            let xd = x.get(&d).cloned().unwrap_or_default();
-            if xd.is_zero() && e == 0.0 {
-                continue; // an exact zero input: the forward pass skips the row
-            }
-            acc.product(&xd, e, w);
-            if e > 0.0 {
-                linear.push((d, w.clone()));
-            }
-        }
-        if let Some(b) = bias.get(&i) {
-            acc.constant(b);
-        }
-        if acc.overflows() {
-            return Err(format!("an MLP pre-activation of magnitude {:.3e} overflows", acc.mag));
-        }
-        let linear_max: f64 = linear.iter().map(|(d, w)| up(w) * in_err(*d)).sum();
-        let ue = UnitError { z: acc.exact.clone(), linear, linear_max, rest: acc.err };
-        let zf = ue.z.to_f64().unwrap_or(f64::INFINITY);
-        let bound = (ue.linear_max + ue.rest) * slack;
-        let state = if zf - zf.abs() * 2f64.powi(-50) > bound {
-            State::Active
-        } else if zf + zf.abs() * 2f64.powi(-50) + bound <= 0.0 {
-            State::Off
-        } else {
-            State::Unsure
-        };
-        units.push((ue, state));
-    }
-    let mut outs: BTreeMap<usize, Vec<(usize, &Rat)>> = BTreeMap::new();
-    for (i, c, w) in &m.w_out.entries {
-        outs.entry(*c).or_default().push((*i, w));
-    }
-    let mut errs = BTreeMap::new();
-    for &c in out_dims {
-        let mut acc = Accumulator::new(f);
-        let mut coef: BTreeMap<usize, Rat> = BTreeMap::new();
-        let xc = x.get(&c).cloned().unwrap_or_default();
-        let ec = in_err(c);
-        if ec > 0.0 {
-            // The residual's old value x̂_c = x_c + ε_c goes through the add.
-            coef.insert(c, Rat::from_integer(1.into()));
-        }
-        let mut ts = outs.get(&c).cloned().unwrap_or_default();
-        ts.sort_by_key(|t| t.0);
-        for (i, w) in ts {
-            let (ue, state) = &units[i];
-            let h = if ue.z.is_positive() { ue.z.clone() } else { Rat::zero() };
-            match state {
-                State::Off => continue, // ĥ is an exact 0
-                State::Active => {
-                    for (d, wd) in &ue.linear {
-                        *coef.entry(*d).or_insert_with(Rat::zero) += w * wd;
-                    }
-                    // ĥ = h + lin + r: the product's own rounding counts |ĥ|.
-                    let e_h = ue.linear_max + ue.rest;
-                    acc.product(&h, e_h, w);
-                    // acc.product charged |W|·e_h as linear; only |W|·r is independent
-                    // (the linear part is in `coef`), which the caller's sum below uses.
-                }
-                State::Unsure => {
-                    let e_h = ue.linear_max + ue.rest;
-                    acc.product(&h, e_h, w);
-                }
-            }
-        }
-        if let Some((_, b)) = m.b_out.entries.iter().find(|(j, _)| *j == c) {
-            acc.constant(b);
-        }
-        if acc.overflows() {
-            return Err(format!("an MLP output of magnitude {:.3e} overflows", acc.mag));
-        }
-        // The propagated hidden errors: linear through active units (with
-        // their exact combined coefficients), the rest independent.
-        let mut prop = 0f64;
-        for (d, k) in &coef {
-            prop += up(k) * in_err(*d);
-        }
-        let mut ts = outs.get(&c).cloned().unwrap_or_default();
-        ts.sort_by_key(|t| t.0);
-        for (i, w) in ts {
-            let (ue, state) = &units[i];
-            prop += match state {
-                State::Off => 0.0,
-                State::Active => up(w) * ue.rest,
-                State::Unsure => up(w) * (ue.linear_max + ue.rest),
-            };
-        }
-        let pre = (prop + acc.err) * slack;
-        // x̂_c + ŷ_c rounds once, unless one of them is an exact 0 (the
-        // forward pass skips a zero delta; 0 + y is exact).
-        let add = if (xc.is_zero() && ec == 0.0) || acc.terms == 0 { 0.0 } else { f.u() * (up(&(&xc + &acc.exact)) + pre) + f.eta };
-        let total = (pre + add) * slack;
-        if !total.is_finite() {
-            return Err("the rounding bound is unbounded (too few bits)".into());
-        }
-        errs.insert(c, total);
-    }
-    Ok(errs)
+#[derive(Clone, Debug)]
+struct MlpEval {
+    units: Vec<UnitPlan>,
+    outs: Vec<OutPlan>,
 }
+
+impl MlpEval {
+    fn new(m: &Mlp, x: &Vector, out_dims: &[usize]) -> MlpEval {
+        let hidden = m.w_in.cols;
+        let mut terms: Vec<Vec<(usize, &Rat)>> = vec![vec![]; hidden];
+        for (d, i, w) in &m.w_in.entries {
+            terms[*i].push((*d, w));
+        }
+        let bias: BTreeMap<usize, &Rat> = m.b_in.entries.iter().map(|(i, b)| (*i, b)).collect();
+        let one = Rat::from_integer(1.into());
+        let mut units = Vec::with_capacity(hidden);
+        let mut h_exact = Vec::with_capacity(hidden);
+        for (i, ts) in terms.iter_mut().enumerate() {
+            ts.sort_by_key(|t| t.0);
+            let mut sum = SumPlan::default();
+            let mut linear = vec![];
+            for &(d, w) in ts.iter() {
+                let xd = x.get(&d).cloned().unwrap_or_default();
+                sum.push(Some(d), &xd, w, false);
+                linear.push((d, w.to_f64().unwrap_or(f64::INFINITY)));
+            }
+            if let Some(b) = bias.get(&i) {
+                sum.push(None, &one, b, true);
+            }
+            let z = Mag::of(&sum.exact);
+            h_exact.push(if sum.exact.is_positive() { sum.exact.clone() } else { Rat::zero() });
+            units.push(UnitPlan { sum, z, linear });
+        }
+        let mut by_out: BTreeMap<usize, Vec<(usize, &Rat)>> = BTreeMap::new();
+        for (i, c, w) in &m.w_out.entries {
+            by_out.entry(*c).or_default().push((*i, w));
+        }
+        let mut outs = vec![];
+        for &c in out_dims {
+            let mut ts = by_out.get(&c).cloned().unwrap_or_default();
+            ts.sort_by_key(|t| t.0);
+            let mut sum = SumPlan::default();
+            let mut us = vec![];
+            let mut ws = vec![];
+            for (i, w) in ts {
+                sum.push(None, &h_exact[i], w, false);
+                us.push(i);
+                ws.push(w.to_f64().unwrap_or(f64::INFINITY));
+            }
+            if let Some((_, b)) = m.b_out.entries.iter().find(|(j, _)| *j == c) {
+                sum.push(None, &one, b, true);
+                us.push(usize::MAX);
+                ws.push(0.0);
+            }
+            let xc = x.get(&c).cloned().unwrap_or_default();
+            let new = Mag::of(&(&xc + &sum.exact));
+            outs.push(OutPlan { dim: c, sum, units: us, w: ws, x: Mag::of(&xc), new });
+        }
+        MlpEval { units, outs }
+    }
+
+    /// The largest error of each output dimension of the residual after
+    /// the block, its input dimension d carrying an error of at most
+    /// `in_err(d)`; `Err` on overflow or an unbounded bound (the analysis
+    /// is described on [`MlpEval`]).
+    fn eval(&self, in_err: &dyn Fn(usize) -> f64, f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
+        let slack = 1.0 + 2f64.powi(-48);
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            Active,
+            Off,
+            Unsure,
+        }
+        // Per unit: state, linear max, rest.
+        let mut st = Vec::with_capacity(self.units.len());
+        for u in &self.units {
+            let e_of = |k: usize| u.sum.terms[k].dim.map_or(0.0, in_err);
+            let skip = |k: usize| {
+                let t = &u.sum.terms[k];
+                !t.constant && t.term.zero && e_of(k) == 0.0
+            };
+            let (rest, mag, _) = u.sum.rounding(f, &e_of, &|_| 0.0, &skip);
+            if mag * (1.0 + 2.0 * f.u()) > f.max {
+                return Err(format!("an MLP pre-activation of magnitude {mag:.3e} overflows"));
+            }
+            let lin: f64 = u.linear.iter().map(|(d, w)| w.abs() * in_err(*d)).sum::<f64>() * slack;
+            let bound = (lin + rest) * slack;
+            let s = if u.z.pos && u.z.lo > bound {
+                State::Active
+            } else if (u.z.zero && bound == 0.0) || (!u.z.zero && !u.z.pos && bound <= u.z.lo) {
+                State::Off
+            } else {
+                State::Unsure
+            };
+            st.push((s, lin, rest));
+        }
+        let mut errs = BTreeMap::new();
+        for o in &self.outs {
+            let c = o.dim;
+            let ec = in_err(c);
+            // Linear coefficients per input dim: the old residual value goes
+            // through the add (coefficient 1), then W_ic·W_di over active units.
+            let mut coef: BTreeMap<usize, (f64, f64)> = BTreeMap::new();
+            if ec > 0.0 {
+                coef.insert(c, (1.0, 1.0));
+            }
+            let mut prop = 0f64;
+            for (k, &i) in o.units.iter().enumerate() {
+                if i == usize::MAX {
+                    continue;
+                }
+                let (s, lin, rest) = st[i];
+                let w = o.w[k];
+                match s {
+                    State::Off => {}
+                    State::Active => {
+                        for (d, wd) in &self.units[i].linear {
+                            let p = w * wd;
+                            let slot = coef.entry(*d).or_insert((0.0, 0.0));
+                            slot.0 += p;
+                            slot.1 += p.abs();
+                        }
+                        prop += w.abs() * rest;
+                    }
+                    State::Unsure => prop += w.abs() * (lin + rest),
+                }
+            }
+            for (d, (sum, abs)) in &coef {
+                // f64 sums of the products: their own rounding, outward.
+                prop += (sum.abs() + abs * 2f64.powi(-50)) * in_err(*d);
+            }
+            let e_h = |k: usize| {
+                let i = o.units[k];
+                if i == usize::MAX {
+                    0.0
+                } else {
+                    st[i].1 + st[i].2
+                }
+            };
+            let skip = |k: usize| {
+                let i = o.units[k];
+                i != usize::MAX && st[i].0 == State::Off
+            };
+            let (acc_err, mag, n) = o.sum.rounding(f, &e_h, &|_| 0.0, &skip);
+            if mag * (1.0 + 2.0 * f.u()) > f.max {
+                return Err(format!("an MLP output of magnitude {mag:.3e} overflows"));
+            }
+            let pre = (prop + acc_err) * slack;
+            // x̂_c + ŷ_c rounds once, unless one of them is an exact 0 (the
+            // forward pass skips a zero delta; 0 + y is exact).
+            let add = if (o.x.zero && ec == 0.0) || n == 0 { 0.0 } else { f.u() * (o.new.hi + pre) + f.eta };
+            let total = (pre + add) * slack;
+            if !total.is_finite() {
+                return Err("the rounding bound is unbounded (too few bits)".into());
+            }
+            errs.insert(c, total);
+        }
+        Ok(errs)
+    }
+}
+
 
 /// The head's bound at length n: `Ok(error reaching its output)` or why it fails.
 ///
@@ -882,11 +1003,9 @@ fn input_effect(h: &HeadFacts, model: &Model, inp: &[f64]) -> (f64, f64) {
 /// largest over the widths ≤ n. `before` are the residual's errors before
 /// the attention sublayer, `after` after it.
 fn width_bound(h: &HeadFacts, model: &Model, before: &[f64], after: &[f64], n: usize, beta: f64, f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
-    let Some((li, mi, scratch)) = h.decoder else { return Err("no decoder".into()) };
-    let m = &model.layers[li].mlps[mi];
+    let Some((_, _, scratch)) = h.decoder else { return Err("no decoder".into()) };
     let one = Rat::from_integer(1.into());
     let pts: Vec<Rat> = h.widths.iter().map(|w| &one / (w + &one)).collect();
-    let dims: Vec<usize> = m.w_out.entries.iter().map(|e| e.1).collect::<BTreeSet<_>>().into_iter().collect();
     let spacing = {
         let vals: Vec<Value> = h.widths.iter().map(|w| Value::Num(w.clone())).collect();
         half_spacing(&vals)
@@ -911,7 +1030,7 @@ fn width_bound(h: &HeadFacts, model: &Model, before: &[f64], after: &[f64], n: u
         let mut x = Vector::new();
         x.insert(one_dim, one.clone());
         x.insert(scratch, p.clone());
-        let errs = mlp_bound(m, &x, &|dim| if dim == scratch { e } else { after.get(dim).copied().unwrap_or(0.0) }, &dims, f)?;
+        let errs = h.decoder_evals[k].eval(&|dim| if dim == scratch { e } else { after.get(dim).copied().unwrap_or(0.0) }, f)?;
         for (dim, d) in errs {
             if dim != scratch && !(d < spacing.min(0.5)) {
                 return Err(format!("the decoded width at w = {w} is off by up to {d:.3e}, not below {:.3e}", spacing.min(0.5)));
@@ -925,11 +1044,10 @@ fn width_bound(h: &HeadFacts, model: &Model, before: &[f64], after: &[f64], n: u
 
 /// Any other MLP block on every input combination, its inputs carrying the
 /// residual's errors `inp`: the errors of the dimensions it writes.
-fn other_mlp_bound(mf: &MlpFacts, model: &Model, inp: &[f64], f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
-    let m = &model.layers[mf.layer].mlps[mf.index];
+fn other_mlp_bound(mf: &MlpFacts, inp: &[f64], f: &FormatSpec) -> Result<BTreeMap<usize, f64>, String> {
     let mut worst: BTreeMap<usize, f64> = BTreeMap::new();
-    for x in &mf.combos {
-        let errs = mlp_bound(m, x, &|dim| inp.get(dim).copied().unwrap_or(0.0), &mf.out_dims, f)?;
+    for ev in &mf.evals {
+        let errs = ev.eval(&|dim| inp.get(dim).copied().unwrap_or(0.0), f)?;
         for (dim, d) in errs {
             if !(d < mf.margin) {
                 return Err(format!("output error {d:.3e} not below the margin {:.3e}", mf.margin));
@@ -1100,7 +1218,7 @@ fn all_bounds(facts: &Facts, model: &Model, n: usize, beta: f64, f: &FormatSpec)
             }
         }
         for mf in facts.mlps.iter().filter(|m| m.layer == li) {
-            let errs = other_mlp_bound(mf, model, &after, f).map_err(|x| (format!("layer {} mlp {} (%{})", mf.layer, mf.index, mf.name), x))?;
+            let errs = other_mlp_bound(mf, &after, f).map_err(|x| (format!("layer {} mlp {} (%{})", mf.layer, mf.index, mf.name), x))?;
             for (d, x) in errs {
                 e[d] = x;
             }
