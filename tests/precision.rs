@@ -169,3 +169,118 @@ fn bounds_hold_at_longer_lengths() {
         }
     }
 }
+
+/// The ramp decoder's breakpoints, worked out on paper for `length` at
+/// max_len 2 (widths 1 and 2, points 1/3 and 1/2; `length` is never 0):
+/// one gap, D = 1/2 − 1/3 = 1/6. The slope s is the smallest power of two
+/// with 1/s ≤ D/4 = 1/24: s = 32. The zone's integer m is the one nearest
+/// s·(1/3 + 1/2)/2 − 1/2 = 32·5/12 − 1/2 = 12.83…, so m = 13: the ramp is
+/// relu(14 − 32x) − relu(13 − 32x), 1 below 13/32 = 0.406 and 0 above
+/// 14/32 = 0.4375, both inside (1/3, 1/2) and at least 1/6/4 = 0.042 from
+/// each point (0.073 from 1/3, 0.0625 from 1/2).
+#[test]
+fn ramp_breakpoints_match_the_hand_derivation() {
+    use num_traits::ToPrimitive;
+    use tfc_compiler::lower::{LowerOptions, WidthDecoder};
+    let mut prog = load(Path::new("corpus/tracr/length.ir")).unwrap().program;
+    prog.max_len = 2;
+    let checked = tfc_ir::check(&prog).unwrap();
+    let opts = LowerOptions { width_decoder: WidthDecoder::Ramp, softmax_beta: None };
+    let model = tfc_compiler::compile_lowered(&checked, &opts).unwrap().model;
+    let mlp = &model.layers[0].mlps[0];
+    let scratch = model.basis.iter().position(|b| b.starts_with("scratch")).unwrap();
+    let one = model.basis.iter().position(|b| b == "one").unwrap();
+    // (weight on the scratch, weight on `one`) of every unit reading the scratch negatively.
+    let mut ramps: Vec<(f64, f64)> = (0..mlp.w_in.cols)
+        .filter_map(|u| {
+            let w = |d: usize| mlp.w_in.entries.iter().find(|e| e.0 == d && e.1 == u).map(|e| e.2.to_f64().unwrap());
+            match (w(scratch), w(one)) {
+                (Some(s), Some(b)) if s < 0.0 => Some((s, b)),
+                _ => None,
+            }
+        })
+        .collect();
+    ramps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(ramps, vec![(-32.0, 13.0), (-32.0, 14.0)]);
+}
+
+/// Where `length`'s width stops being decodable in bf16 with the ramp
+/// decoder, by a plain oracle. `length` is categorical: one output
+/// dimension per width 1..=n, read by argmax (the first maximum). The head
+/// delivers x = fl(1/(w+1)) (w + 1 exact ties, e = 1 each, their sum exact).
+/// The paper formula: with the points sorted ascending (largest width
+/// first) and ramp_i = relu(m_i+1 − s_i·x) − relu(m_i − s_i·x) on the gap
+/// between points i and i+1, the dimension of the width at point j gets
+/// +ramp_j − ramp_{j−1}, and the top point's (width 1) also the constant
+/// unit's 1. In bf16, in the forward pass's order: each unit is
+/// (m+1) + (−s·x) with one rounding (s·x is exact, s a power of two); each
+/// output dimension adds its terms in unit order — the constant unit, then
+/// gap j−1's −A, +B, then gap j's +A, −B — rounding each add. The oracle's
+/// first failing width must be the tool's observed first failing length
+/// (every input of length n has width n), and the analytic safe length
+/// must lie below it.
+#[test]
+fn ramp_decoder_breaks_in_bf16_where_a_plain_oracle_says() {
+    use half::bf16;
+    let n = 80usize;
+    // Points 1/(w+1) for the widths 1..=n, ascending (largest width first).
+    let ws: Vec<u64> = (1..=n as u64).rev().collect();
+    let pt = |w: u64| num_rational::Ratio::new(1i64, w as i64 + 1);
+    let mut gaps = vec![];
+    for k in 0..ws.len() - 1 {
+        let (lo, hi) = (pt(ws[k]), pt(ws[k + 1]));
+        let d = hi - lo;
+        let mut s = num_rational::Ratio::from_integer(1i64);
+        while num_rational::Ratio::from_integer(1i64) / s > d / 4 {
+            s *= 2;
+        }
+        let m = (s * (lo + hi) / 2 - num_rational::Ratio::new(1, 2)).round();
+        gaps.push((*s.numer() as f32, *m.numer() as f32));
+    }
+    let decode = |w: u64| -> u64 {
+        let x = bf16::from_f32(1.0) / bf16::from_f32((w + 1) as f32);
+        let units: Vec<(bf16, bf16)> = gaps
+            .iter()
+            .map(|&(s, m)| {
+                let sx = x * bf16::from_f32(-s);
+                ((bf16::from_f32(m + 1.0) + sx).max(bf16::ZERO), (bf16::from_f32(m) + sx).max(bf16::ZERO))
+            })
+            .collect();
+        let add = |acc: bf16, t: bf16| if t == bf16::ZERO { acc } else { acc + t };
+        let mut best: Option<(u64, bf16)> = None;
+        for v in 1..=n as u64 {
+            let j = ws.iter().position(|&x| x == v).unwrap();
+            let mut acc = bf16::ZERO;
+            if j == ws.len() - 1 {
+                acc = add(acc, bf16::ONE);
+            }
+            if j >= 1 {
+                let (a, b) = units[j - 1];
+                acc = add(add(acc, -a), b);
+            }
+            if j < units.len() {
+                let (a, b) = units[j];
+                acc = add(add(acc, a), -b);
+            }
+            if best.map_or(true, |(_, bv)| acc > bv) {
+                best = Some((v, acc));
+            }
+        }
+        best.unwrap().0
+    };
+    let oracle_first = (1..=n as u64).find(|&w| decode(w) != w).map(|w| w as usize);
+    let path = Path::new("corpus/tracr/length.ir");
+    let (model, _) = compile_target(path, "bf16", Some(n));
+    let mut prog = load(path).unwrap().program;
+    prog.max_len = n;
+    let checked = tfc_ir::check(&prog).unwrap();
+    let beta = num_traits::ToPrimitive::to_f64(model.softmax_beta.as_ref().unwrap()).unwrap();
+    let r = tfc_verifier::precision::report(&checked, &model, &[Format::Bf16], beta, 2).unwrap();
+    let f = &r.formats[0];
+    assert_eq!(f.observed_first_failure.as_ref().map(|o| o.len), oracle_first, "tool vs oracle");
+    assert!(oracle_first.is_some_and(|o| f.analytic_max_len < o), "analytic {} vs oracle {oracle_first:?}", f.analytic_max_len);
+    // And the point alone is not what breaks it: fl(1/(w+1)) is within
+    // u·x = x/256 of x, and the zones keep D/4 = 1/(4(w+1)(w+2)) away, so
+    // every point with w + 2 < 64 is inside its flat stretch.
+    assert!(oracle_first.unwrap() < 62);
+}
