@@ -38,7 +38,8 @@ pub struct Certified {
 }
 
 /// Compiles `checked` for `format`: the candidate with the longest analytic
-/// safe length, then the fewest parameters, then the smallest β.
+/// safe length, then the fewest parameters, then the β nearest the default
+/// 100 (so a program nothing can certify gets the default lowering).
 pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Result<Certified, CompileError> {
     let mut best: Option<(usize, u64, f64, WidthDecoder, Option<String>, CompiledWith)> = None;
     let mut candidates = vec![];
@@ -54,7 +55,7 @@ pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Resu
             candidates.push((decoder, beta, n, params));
             let better = match &best {
                 None => true,
-                Some((bn, bp, bb, ..)) => (n, std::cmp::Reverse(params), std::cmp::Reverse(ordered(beta))) > (*bn, std::cmp::Reverse(*bp), std::cmp::Reverse(ordered(*bb))),
+                Some((bn, bp, bb, ..)) => (n, std::cmp::Reverse(params), std::cmp::Reverse(ordered(distance(beta)))) > (*bn, std::cmp::Reverse(*bp), std::cmp::Reverse(ordered(distance(*bb)))),
             };
             if better {
                 best = Some((n, params, beta, decoder, why, with.clone()));
@@ -62,12 +63,17 @@ pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Resu
         }
     }
     let (safe_len, _, beta, decoder, limited_by, mut with) = best.expect("at least one candidate");
-    with.compiled.model.softmax_beta = Some(Rat::from_integer((beta as i64).into()));
-    debug_assert!(beta.fract() == 0.0);
+    with.compiled.model.softmax_beta = Some(Rat::from_integer((beta as i64).into())); // every candidate is an integer
     Ok(Certified { with, format, beta, decoder, safe_len, limited_by, candidates })
 }
 
-/// An f64 > 0 as a totally ordered key.
+/// How far β is from the default 100, in octaves: among candidates the
+/// bound cannot tell apart, the one nearest the β everyone runs.
+fn distance(beta: f64) -> f64 {
+    (beta / crate::DEFAULT_BETA).log2().abs()
+}
+
+/// An f64 ≥ 0 as a totally ordered key.
 fn ordered(x: f64) -> u64 {
     x.to_bits()
 }
