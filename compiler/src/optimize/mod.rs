@@ -476,8 +476,10 @@ pub struct OptReport {
     pub rules: BTreeMap<String, usize>,
     /// Instructions before and after.
     pub instructions: (usize, usize),
-    /// How the result was validated against the source.
+    /// How the result was validated against the source, for people.
     pub validation: String,
+    /// The same, for machines; `None` when nothing was validated.
+    pub validated: Option<Validation>,
     /// egg's explanation of the rewrite chain, when asked.
     pub explanation: Option<String>,
     /// The registry legend for the explanation (`f3 = { x + 1 }`, ...).
@@ -498,6 +500,7 @@ impl OptReport {
             rules: BTreeMap::new(),
             instructions: (n, n),
             validation: "none".into(),
+            validated: None,
             explanation: None,
             legend: vec![],
         }
@@ -642,6 +645,7 @@ pub fn optimize(c: &Checked, limits: &Limits, explain: bool) -> Optimized {
         rules: applied,
         instructions: (n0, n0),
         validation: String::new(),
+        validated: None,
         explanation: None,
         legend: vec![],
     };
@@ -667,7 +671,10 @@ pub fn optimize(c: &Checked, limits: &Limits, explain: bool) -> Optimized {
         _ => return keep(report, "the optimized program does not print and parse back (a bug)".into()),
     }
     match validate(&c.program, &program) {
-        Ok(how) => report.validation = how,
+        Ok(how) => {
+            report.validation = how.to_string();
+            report.validated = Some(how);
+        }
         Err(e) => return keep(report, format!("translation validation failed (a bug in a rule): {e}")),
     }
     if explain {
@@ -705,39 +712,72 @@ pub const VALIDATE_ALL: usize = 20_000;
 /// Random inputs checked otherwise.
 pub const VALIDATE_RANDOM: usize = 2_000;
 
+/// Whether `src` and `opt` agree on one input: the same outputs, or the
+/// same error code. `Err` describes the disagreement.
+pub fn agree_on(src: &Program, opt: &Program, input: &[Value]) -> Result<(), String> {
+    let opts = tfc_ir::interp::RunOptions::default();
+    let a = tfc_ir::interp::run(src, input, &opts);
+    let b = tfc_ir::interp::run(opt, input, &opts);
+    let same = match (&a, &b) {
+        (Ok(x), Ok(y)) => x.output == y.output,
+        (Err(x), Err(y)) => x.code == y.code,
+        _ => false,
+    };
+    if same {
+        return Ok(());
+    }
+    let show = |r: &Result<tfc_ir::interp::Run, tfc_ir::Diagnostic>| match r {
+        Ok(r) => tfc_ir::value::fmt_seq(&r.output),
+        Err(d) => format!("error {}", d.code),
+    };
+    Err(format!("on input `{}` the source gives `{}`, the optimized program `{}`", tfc_ir::value::fmt_seq(input), show(&a), show(&b)))
+}
+
+/// Runs both programs on every admitted input when there are at most
+/// `budget`: `Ok(Some(n))` when they agree on all `n`, `Ok(None)` when
+/// there are more inputs than `budget` (nothing was run), `Err` on the
+/// first disagreement. Agreement on every input is a proof that the two
+/// programs are equal (the input domain is finite and the interpreter is
+/// the programs' meaning).
+pub fn agree_on_all(src: &Program, opt: &Program, budget: usize) -> Result<Option<usize>, String> {
+    let Some(all) = check::all_inputs(src, budget) else { return Ok(None) };
+    for i in &all {
+        agree_on(src, opt, i)?;
+    }
+    Ok(Some(all.len()))
+}
+
+/// How the optimized program was checked against the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Validation {
+    /// Inputs run.
+    pub inputs: usize,
+    /// Whether that was every admitted input (a proof of equality), or a
+    /// random sample (evidence only).
+    pub exhaustive: bool,
+}
+
+impl fmt::Display for Validation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exhaustive {
+            write!(f, "interpreter agrees on all {} inputs", self.inputs)
+        } else {
+            write!(f, "interpreter agrees on {} random inputs", self.inputs)
+        }
+    }
+}
+
 /// Runs both programs on every input (at most [`VALIDATE_ALL`]) or on
 /// [`VALIDATE_RANDOM`] random ones; outputs, or error codes, must agree.
-pub fn validate(src: &Program, opt: &Program) -> Result<String, String> {
-    let opts = tfc_ir::interp::RunOptions::default();
-    let one = |input: &[Value]| -> Result<(), String> {
-        let a = tfc_ir::interp::run(src, input, &opts);
-        let b = tfc_ir::interp::run(opt, input, &opts);
-        let same = match (&a, &b) {
-            (Ok(x), Ok(y)) => x.output == y.output,
-            (Err(x), Err(y)) => x.code == y.code,
-            _ => false,
-        };
-        if same {
-            Ok(())
-        } else {
-            let show = |r: &Result<tfc_ir::interp::Run, tfc_ir::Diagnostic>| match r {
-                Ok(r) => tfc_ir::value::fmt_seq(&r.output),
-                Err(d) => format!("error {}", d.code),
-            };
-            Err(format!("on input `{}` the source gives `{}`, the optimized program `{}`", tfc_ir::value::fmt_seq(input), show(&a), show(&b)))
-        }
-    };
-    if let Some(all) = check::all_inputs(src, VALIDATE_ALL) {
-        for i in &all {
-            one(i)?;
-        }
-        return Ok(format!("interpreter agrees on all {} inputs", all.len()));
+pub fn validate(src: &Program, opt: &Program) -> Result<Validation, String> {
+    if let Some(n) = agree_on_all(src, opt, VALIDATE_ALL)? {
+        return Ok(Validation { inputs: n, exhaustive: true });
     }
     let mut rng = check::SplitMix(0x0971_2026);
     for _ in 0..VALIDATE_RANDOM {
         let len = 1 + rng.below(src.max_len);
         let input = check::random_input(src, len, &mut rng);
-        one(&input)?;
+        agree_on(src, opt, &input)?;
     }
-    Ok(format!("interpreter agrees on {VALIDATE_RANDOM} random inputs"))
+    Ok(Validation { inputs: VALIDATE_RANDOM, exhaustive: false })
 }
