@@ -154,6 +154,13 @@ pub struct Data {
     /// For a selector: `Some(b)` when it is `b` on every (key, query) pair
     /// of the value sets.
     pub constant: Option<bool>,
+    /// For a selector: `Some(b)` when a query's own position (always
+    /// visible to it, causal or not) is selected exactly when `b`, for
+    /// every value: `select a, a, p` with `p(v, v) = b` for every `v` in
+    /// the set of `a`, and `and`/`or`/`not` of such. A `width` of a
+    /// selector with `Some(true)` is at least 1, with `Some(false)` at most
+    /// `max_len − 1`.
+    pub diag: Option<bool>,
 }
 
 /// The e-graph analysis: value sets and encodings (the checker's transfer
@@ -274,7 +281,7 @@ impl Analysis<Ir> for IrAnalysis {
         let h = enode.head();
         let arg = |i: usize| &egraph[enode.args()[i]].data;
         let set_of = |i: usize| arg(i).set.clone();
-        let value = |set: Option<ValueSet>| Data { enc: h.enc, selector: false, set: set.map(Rc::new), constant: None };
+        let value = |set: Option<ValueSet>| Data { enc: h.enc, selector: false, set: set.map(Rc::new), constant: None, diag: None };
         let n = a.max_len;
         match h.op {
             OpK::Tokens => value(Some(a.vocab.iter().cloned().collect())),
@@ -312,11 +319,35 @@ impl Analysis<Ir> for IrAnalysis {
                         _ => None,
                     },
                 };
-                Data { enc: None, selector: true, set: None, constant }
+                // Key and query are one value: on the diagonal the predicate reads (v, v).
+                let diag = if egraph.find(enode.args()[0]) == egraph.find(enode.args()[1]) {
+                    set_of(0).and_then(|vs| {
+                        let mut all = vs.iter().map(|v| eval::holds(p, v, v).ok());
+                        let first = all.next()??;
+                        all.all(|b| b == Some(first)).then_some(first)
+                    })
+                } else {
+                    None
+                };
+                Data { enc: None, selector: true, set: None, constant, diag: constant.or(diag) }
             }
             OpK::And | OpK::Or | OpK::Not => {
                 let c0 = arg(0).constant;
                 let c1 = enode.args().get(1).and_then(|&i| egraph[i].data.constant);
+                let (d0, d1) = (arg(0).diag, enode.args().get(1).and_then(|&i| egraph[i].data.diag));
+                let diag = match h.op {
+                    OpK::Not => d0.map(|b| !b),
+                    OpK::And => match (d0, d1) {
+                        (Some(false), _) | (_, Some(false)) => Some(false),
+                        (Some(true), Some(true)) => Some(true),
+                        _ => None,
+                    },
+                    _ => match (d0, d1) {
+                        (Some(true), _) | (_, Some(true)) => Some(true),
+                        (Some(false), Some(false)) => Some(false),
+                        _ => None,
+                    },
+                };
                 let constant = match h.op {
                     OpK::Not => c0.map(|b| !b),
                     OpK::And => match (c0, c1) {
@@ -330,7 +361,7 @@ impl Analysis<Ir> for IrAnalysis {
                         _ => None,
                     },
                 };
-                Data { enc: None, selector: true, set: None, constant }
+                Data { enc: None, selector: true, set: None, constant, diag: constant.or(diag) }
             }
             OpK::Aggregate => {
                 let d = a.vals[h.arg as usize].clone();
@@ -351,10 +382,14 @@ impl Analysis<Ir> for IrAnalysis {
                 });
                 value(set)
             }
-            OpK::Width => value(Some(match arg(0).constant {
-                Some(true) => range(1, n),
-                Some(false) => range(0, 0),
-                None => range(0, n),
+            OpK::Width => value(Some(match (arg(0).constant, arg(0).diag) {
+                (Some(true), _) => range(1, n),
+                (Some(false), _) => range(0, 0),
+                // The query's own key is always selected: at least 1.
+                (None, Some(true)) => range(1, n),
+                // Never: at most the other max_len − 1 positions.
+                (None, Some(false)) => range(0, n.saturating_sub(1)),
+                (None, None) => range(0, n),
             })),
         }
     }
@@ -380,6 +415,14 @@ impl Analysis<Ir> for IrAnalysis {
         match (a.constant, b.constant) {
             (None, Some(_)) => {
                 a.constant = b.constant;
+                changed_a = true;
+            }
+            (Some(_), None) => changed_b = true,
+            _ => {}
+        }
+        match (a.diag, b.diag) {
+            (None, Some(_)) => {
+                a.diag = b.diag;
                 changed_a = true;
             }
             (Some(_), None) => changed_b = true,
@@ -665,6 +708,15 @@ pub fn optimize(c: &Checked, limits: &Limits, explain: bool) -> Optimized {
             return keep(report, format!("the optimized program does not check (a bug): {}", msgs.join("; ")));
         }
     };
+    // Whether a categorical aggregate always sees one value is a property
+    // of whole sequences, which the checker's static arguments (or its
+    // search) settle and the verifier relies on; a rewrite that hides the
+    // structure they read (e.g. an injective key) would leave the verifier
+    // a bounded model check it may not finish. Never trade that for size.
+    let undecided = |k: &Checked| k.aggregates.values().filter(|v| matches!(v, check::AggregateVerdict::Undecided(_))).count();
+    if undecided(&checked) > undecided(c) {
+        return keep(report, "the optimized program has a categorical aggregate the checker cannot show single-valued, which the source's checker can; kept the source".into());
+    }
     let text = tfc_ir::print(&program);
     match tfc_ir::parse(&text) {
         Ok(back) if back == program => {}
