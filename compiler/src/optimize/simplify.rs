@@ -266,7 +266,7 @@ pub fn image(f: &Func, sets: &[&ValueSet]) -> Option<ValueSet> {
 }
 
 /// The most (key, query) combinations [`lex_split`] enumerates.
-pub const MAX_SPLIT: usize = 250_000;
+pub const MAX_SPLIT: usize = 2_000_000;
 
 /// A predicate over `set × set` as a named comparison when one agrees with
 /// `table` on every pair, else as a table of the selected pairs.
@@ -305,7 +305,12 @@ pub fn as_pred(set: &ValueSet, table: &dyn Fn(&Value, &Value) -> bool) -> Pred {
 /// than [`MAX_SPLIT`] combinations.
 pub fn lex_split(f: &Func, p: &Pred, xs: &ValueSet, ys: &ValueSet) -> Option<(Pred, Pred)> {
     let (nx, ny) = (xs.len(), ys.len());
-    if nx < 2 || ny < 2 || (nx * ny).checked_mul(nx * ny)? > MAX_SPLIT {
+    // An order comparison of numbers is settled for x != x' by the ranges
+    // of f(x, _) and f(x', _) (below), in nx^2 steps; anything else needs
+    // every combination.
+    let ordered = matches!(p, Pred::Cmp(CmpPred::Lt | CmpPred::Le | CmpPred::Gt | CmpPred::Ge));
+    let work = if ordered { nx.checked_mul(ny)?.checked_mul(ny)?.max(nx * nx) } else { (nx * ny).checked_mul(nx * ny)? };
+    if nx < 2 || ny < 2 || work > MAX_SPLIT {
         return None;
     }
     let xv: Vec<&Value> = xs.iter().collect();
@@ -333,20 +338,46 @@ pub fn lex_split(f: &Func, p: &Pred, xs: &ValueSet, ys: &ValueSet) -> Option<(Pr
     }
     // p1(x, x') for x != x' = p(f(x, y), f(x', y')), the same for every y, y'; p1(x, x) = false.
     let mut p1 = vec![vec![false; nx]; nx];
-    for i in 0..nx {
-        for i2 in 0..nx {
-            if i == i2 {
-                continue;
-            }
-            let b = holds(i, 0, i2, 0)?;
-            for j in 0..ny {
-                for j2 in 0..ny {
-                    if holds(i, j, i2, j2)? != b {
-                        return None;
+    let nums: Option<Vec<Vec<Rat>>> = key.iter().map(|row| row.iter().map(|v| v.as_num().cloned()).collect()).collect();
+    match (ordered, nums) {
+        (true, Some(nums)) => {
+            // lo[i] <= f(x_i, y) <= hi[i] for every y, both attained.
+            let lo: Vec<&Rat> = nums.iter().map(|r| r.iter().min().expect("ny >= 2")).collect();
+            let hi: Vec<&Rat> = nums.iter().map(|r| r.iter().max().expect("ny >= 2")).collect();
+            for i in 0..nx {
+                for i2 in (0..nx).filter(|&i2| i2 != i) {
+                    // Whether `f(x_i, y) P f(x_i2, y')` holds for every y, y', and whether for none.
+                    let (all, none) = match p {
+                        Pred::Cmp(CmpPred::Lt) => (hi[i] < lo[i2], lo[i] >= hi[i2]),
+                        Pred::Cmp(CmpPred::Le) => (hi[i] <= lo[i2], lo[i] > hi[i2]),
+                        Pred::Cmp(CmpPred::Gt) => (lo[i] > hi[i2], hi[i] <= lo[i2]),
+                        _ => (lo[i] >= hi[i2], hi[i] < lo[i2]),
+                    };
+                    match (all, none) {
+                        (true, _) => p1[i][i2] = true,
+                        (false, true) => {}
+                        (false, false) => return None,
                     }
                 }
             }
-            p1[i][i2] = b;
+        }
+        _ => {
+            if (nx * ny).checked_mul(nx * ny)? > MAX_SPLIT {
+                return None;
+            }
+            for i in 0..nx {
+                for i2 in (0..nx).filter(|&i2| i2 != i) {
+                    let b = holds(i, 0, i2, 0)?;
+                    for j in 0..ny {
+                        for j2 in 0..ny {
+                            if holds(i, j, i2, j2)? != b {
+                                return None;
+                            }
+                        }
+                    }
+                    p1[i][i2] = b;
+                }
+            }
         }
     }
     let xi = |v: &Value| xv.iter().position(|w| *w == v);
