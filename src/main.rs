@@ -144,7 +144,7 @@ enum Cmd {
     Show {
         /// The `.ir` file.
         file: PathBuf,
-        /// plan, schedule, layout or weights.
+        /// program (the one lowered: optimized at -O1), plan, schedule, layout or weights.
         #[arg(long, default_value = "schedule")]
         stage: String,
         #[command(flatten)]
@@ -629,12 +629,13 @@ fn cmd_show(file: &Path, stage: &str, opt_level: u8) -> u8 {
     };
     let compiled = &with.compiled;
     match stage {
+        "program" => print!("{}", tfc_ir::print(&with.checked.program)),
         "plan" => print!("{}", compiled.plan),
         "schedule" => print!("{}", tfc_compiler::schedule::describe(&compiled.plan, &compiled.schedule)),
         "layout" => print!("{}", compiled.layout),
         "weights" => print!("{}", show::weights(&compiled.model, &with.checked)),
         other => {
-            eprintln!("error: unknown stage `{other}` (plan, schedule, layout, weights)");
+            eprintln!("error: unknown stage `{other}` (program, plan, schedule, layout, weights)");
             return exit::BAD_INPUT;
         }
     }
