@@ -700,6 +700,11 @@ pub fn optimize(c: &Checked, limits: &Limits, explain: bool) -> Optimized {
         Err(e) => return keep(report, format!("extraction failed (a bug): {e}")),
     };
     let n1 = count_lets(&program.body);
+    if report.rules.is_empty() && n1 == n0 {
+        // Nothing rewritten, shared or dropped: the extraction is the source
+        // up to the order of independent instructions.
+        return keep(report, "nothing to rewrite: no rule applies and no instruction is shared or dead".into());
+    }
     // The result must pass the checker and print and parse back.
     let checked = match check::check(&program) {
         Ok(k) => k,
