@@ -194,7 +194,7 @@ fn oracles() -> Vec<Oracle> {
         o("loops/subleq.ir", ints(-16, 16), 16, false, subleq),
         o("loops/chained_loops.ir", ints(0, 1), 3, false, complement),
         o("loops/dead_iterations.ir", ints(0, 1), 3, false, complement),
-        o("loops/dead_until.ir", ints(0, 1), 3, false, complement_if_all_ones),
+        o("loops/dead_until.ir", ints(0, 1), 3, false, complement_unless_all_zero),
     ]
 }
 
@@ -402,9 +402,9 @@ fn twice_prefix_length(t: &[V]) -> Out {
     Ok((0..t.len() as i64).map(|i| int(2 * (i + 1))).collect())
 }
 
-/// 1 − t_i when every token is 1 (the loop halts at once), else the loop never halts: E0604.
-fn complement_if_all_ones(t: &[V]) -> Out {
-    if t.iter().all(|v| num_i64(v) == 1) {
+/// 1 − t_i when some token is 1 (the loop halts), else it never halts: E0604.
+fn complement_unless_all_zero(t: &[V]) -> Out {
+    if t.iter().any(|v| num_i64(v) == 1) {
         complement(t)
     } else {
         Err("E0604".into())
