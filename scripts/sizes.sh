@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerates the side-by-side size table in docs/SIZES.md: tfc's compiled
-# sizes (`tfc compile FILE --stats --json`) next to Tracr's.
+# sizes without and with the optimizer (`tfc compile FILE --stats --json
+# -O0`, and at the default -O1) next to Tracr's.
 #
 # Tracr's figures are read from the table in tests/sizes.rs (hard-coded
 # there from ../shared/ANCHORS.md, and asserted against tfc by
@@ -53,14 +54,6 @@ def stats(path, *flags):
     out = subprocess.run([TFC, "compile", path, "--stats", "--json", *flags], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
-def stats_o0(path):
-    """The unoptimized figures (what the corpus `; stats:` lines and
-    tests/sizes.rs measure), or None if this tfc has no -O0."""
-    try:
-        return stats(path, "-O0")
-    except (subprocess.CalledProcessError, json.JSONDecodeError):
-        return None
-
 def show_vocab(v):
     if len(v) > 3 and all(x.isdigit() for x in v) and [int(x) for x in v] == list(range(int(v[0]), int(v[0]) + len(v))):
         return "{%s..%s}" % (v[0], v[-1])
@@ -68,50 +61,47 @@ def show_vocab(v):
 
 num = lambda x: f"{x:,}"
 ratio = lambda t, f: f"{t / f:.1f}×"
+below = lambda t, f: f"{100 * (1 - f / t):.0f}% below"
+KEYS = ("layers", "heads", "mlps", "d_model", "params")
+group = lambda s: f"{s['layers']} | {s['heads']} | {s['mlps']} | {s['d_model']} | {num(s['params'])}"
 
 lines = [
-    "| program | vocab | n | Tracr layers | heads | MLPs | d_model | params | tfc layers | heads | MLPs | d_model | params | params Tracr/tfc |",
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    "| program | vocab | n | Tracr layers | heads | MLPs | d_model | params "
+    "| -O0 layers | heads | MLPs | d_model | params "
+    "| -O1 layers | heads | MLPs | d_model | params | params Tracr/-O1 |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
 ]
-tot = {"t_d": 0, "t_p": 0, "f_d": 0, "f_p": 0, "t_l": 0, "f_l": 0}
-unoptimized = []
+tot = {k: {"t": 0, "o0": 0, "o1": 0} for k in ("layers", "d_model", "params")}
 for r in rows:
-    s = stats(f"corpus/tracr/{r['file']}.ir")
-    s0 = stats_o0(f"corpus/tracr/{r['file']}.ir")
-    keys = ("layers", "heads", "mlps", "d_model", "params")
-    if s0 is not None and any(s0[k] != s[k] for k in keys):
-        unoptimized.append(
-            f"{r['anchor']} (n = {r['n']}): layers {s0['layers']}, heads {s0['heads']}, MLPs {s0['mlps']}, "
-            f"d_model {s0['d_model']}, params {num(s0['params'])}"
-        )
-    tot["t_d"] += r["d_model"]; tot["t_p"] += r["params"]; tot["t_l"] += r["layers"]
-    tot["f_d"] += s["d_model"]; tot["f_p"] += s["params"]; tot["f_l"] += s["layers"]
+    path = f"corpus/tracr/{r['file']}.ir"
+    s0, s1 = stats(path, "-O0"), stats(path)
+    for k in tot:
+        tot[k]["t"] += r[k]; tot[k]["o0"] += s0[k]; tot[k]["o1"] += s1[k]
     lines.append(
         f"| {r['anchor']} | {show_vocab(r['vocab'])} | {r['n']} "
-        f"| {r['layers']} | {r['heads']} | {r['mlps']} | {r['d_model']} | {num(r['params'])} "
-        f"| {s['layers']} | {s['heads']} | {s['mlps']} | {s['d_model']} | {num(s['params'])} "
-        f"| {ratio(r['params'], s['params'])} |"
+        f"| {group(r)} | {group(s0)} | {group(s1)} | {ratio(r['params'], s1['params'])} |"
     )
 lines.append(
-    f"| **total (18 programs)** | | | {tot['t_l']} | | | {tot['t_d']} | {num(tot['t_p'])} "
-    f"| {tot['f_l']} | | | {tot['f_d']} | {num(tot['f_p'])} | {ratio(tot['t_p'], tot['f_p'])} |"
+    f"| **total (18 programs)** | | | {tot['layers']['t']} | | | {tot['d_model']['t']} | {num(tot['params']['t'])} "
+    f"| {tot['layers']['o0']} | | | {tot['d_model']['o0']} | {num(tot['params']['o0'])} "
+    f"| {tot['layers']['o1']} | | | {tot['d_model']['o1']} | {num(tot['params']['o1'])} "
+    f"| {ratio(tot['params']['t'], tot['params']['o1'])} |"
 )
-if unoptimized:
-    lines += [
-        "",
-        "tfc's columns are `tfc compile` at its default optimization. Without the optimizer "
-        "(`-O0`, which is what the corpus `; stats:` lines and `tests/sizes.rs` measure) these rows differ: "
-        + "; ".join(unoptimized) + ".",
-    ]
-g = stats("benches/programs/sort_v30_n40.ir")
+lines += [
+    "",
+    f"Summed over the 18 rows, against Tracr: residual width -O0 {below(tot['d_model']['t'], tot['d_model']['o0'])}, "
+    f"-O1 {below(tot['d_model']['t'], tot['d_model']['o1'])}; parameters -O0 {below(tot['params']['t'], tot['params']['o0'])}, "
+    f"-O1 {below(tot['params']['t'], tot['params']['o1'])}; layers {tot['layers']['t']} / {tot['layers']['o0']} / {tot['layers']['o1']}.",
+]
+g0, g1 = stats("benches/programs/sort_v30_n40.ir", "-O0"), stats("benches/programs/sort_v30_n40.ir")
 growth = [
     "",
     "Growth point (ANCHORS gives only Tracr's d_model and params here):",
     "",
-    "| program | vocab | n | Tracr d_model | params | tfc layers | heads | MLPs | d_model | params | params Tracr/tfc |",
-    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    f"| sort | {{1..30}} | 40 | 1,345 | 29.2 M | {g['layers']} | {g['heads']} | {g['mlps']} | {num(g['d_model'])} "
-    f"| {num(g['params'])} | {ratio(29.2e6, g['params'])} |",
+    "| program | vocab | n | Tracr d_model | params | -O0 layers | heads | MLPs | d_model | params "
+    "| -O1 layers | heads | MLPs | d_model | params | params Tracr/-O1 |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    f"| sort | {{1..30}} | 40 | 1,345 | 29.2 M | {group(g0)} | {group(g1)} | {ratio(29.2e6, g1['params'])} |",
 ]
 block = "\n".join([BEGIN, "", *lines, *growth, "", END])
 

@@ -10,12 +10,19 @@
 //! that disagree, for deliberate changes only, and says what it rewrote.
 //!
 //! `; stats: layers=3 heads=2 mlps=2 d_model=36 params=3982` (any subset
-//! of the keys, at least one) checks the compiled model's size figures
-//! ([`tfc_ir::model::ModelStats`], counted as Tracr counts them). Sizes
+//! of the keys, at least one) checks the size figures of the model `tfc
+//! compile` builds by default (`-O1`, the optimizer on); `; stats-O0:` the
+//! same figures at `-O0` ([`tfc_ir::model::ModelStats`], counted as Tracr
+//! counts them). Both are checked whatever level the runner is at. Sizes
 //! are a measurement, not a semantic value, so they are the one
 //! expectation that `--bless` is meant to fill from the tool: it rewrites
 //! a disagreeing stats line with the actual figures for the keys it names,
 //! and a bare `; stats:` with `layers heads d_model params`.
+//!
+//! The `; run:` lines run the model compiled at the runner's level (`tfc
+//! test` is -O1, `tfc test -O0` turns the optimizer off), and `; verify:`
+//! is the verdict of `tfc verify` at that level: against the source
+//! program (docs/VERIFY.md, "Optimized models").
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,8 +53,11 @@ pub enum Expect {
     /// `; verify: proved|refuted|unknown` — the verdict of `tfc verify`.
     Verify(String),
     /// `; stats: layers=L heads=H mlps=M d_model=D params=P`, any subset;
-    /// `None` for a key the line does not name.
+    /// `None` for a key the line does not name. `; stats-O0:` is the same
+    /// for the unoptimized model.
     Stats {
+        /// `true` for `; stats-O0:` (the -O0 model), `false` for `; stats:` (-O1).
+        o0: bool,
         /// Layers (attention sublayer + MLP sublayer).
         layers: Option<usize>,
         /// Attention heads.
@@ -71,7 +81,7 @@ pub enum Expect {
 /// The keys of a `; stats:` line, in the order `--bless` writes them.
 const STATS_KEYS: [&str; 5] = ["layers", "heads", "mlps", "d_model", "params"];
 
-fn parse_stats(text: &str) -> Expect {
+fn parse_stats(text: &str, o0: bool) -> Expect {
     let mut got: [Option<u64>; 5] = [None; 5];
     for item in text.split_whitespace() {
         let Some((key, value)) = item.split_once('=') else {
@@ -88,17 +98,17 @@ fn parse_stats(text: &str) -> Expect {
         }
     }
     let small = |v: Option<u64>| v.map(|n| n as usize);
-    Expect::Stats { layers: small(got[0]), heads: small(got[1]), mlps: small(got[2]), d_model: small(got[3]), params: got[4] }
+    Expect::Stats { o0, layers: small(got[0]), heads: small(got[1]), mlps: small(got[2]), d_model: small(got[3]), params: got[4] }
 }
 
 /// The `; stats:` line for `stats`, naming the keys of `want` (or the
 /// default four when it names none).
-fn stats_line(want: [bool; 5], stats: &tfc_ir::model::ModelStats) -> String {
+fn stats_line(want: [bool; 5], stats: &tfc_compiler::Sizes, o0: bool) -> String {
     let want = if want.iter().any(|&w| w) { want } else { [true, true, false, true, true] };
     let actual = [stats.layers as u64, stats.heads as u64, stats.mlps as u64, stats.d_model as u64, stats.params];
     let items: Vec<String> =
         (0..5).filter(|&k| want[k]).map(|k| format!("{}={}", STATS_KEYS[k], actual[k])).collect();
-    format!("; stats: {}", items.join(" "))
+    format!("; {}: {}", if o0 { "stats-O0" } else { "stats" }, items.join(" "))
 }
 
 /// An expectation with its 1-based line number.
@@ -132,7 +142,9 @@ pub fn expectations(src: &str) -> Vec<Located> {
         } else if let Some(code) = rest.strip_prefix("warning:") {
             Expect::Warning(code.trim().into())
         } else if let Some(r) = rest.strip_prefix("stats:") {
-            parse_stats(r)
+            parse_stats(r, false)
+        } else if let Some(r) = rest.strip_prefix("stats-O0:") {
+            parse_stats(r, true)
         } else if let Some(v) = rest.strip_prefix("verify:") {
             Expect::Verify(v.trim().into())
         } else if let Some(r) = rest.strip_prefix("precision-target:") {
@@ -163,8 +175,9 @@ pub struct FileReport {
     pub blessed: Option<String>,
 }
 
-/// Checks every expectation of one file.
-pub fn run_file(path: &Path, bless: bool) -> FileReport {
+/// Checks every expectation of one file, running and verifying the model
+/// compiled at `opt_level`.
+pub fn run_file(path: &Path, bless: bool, opt_level: u8) -> FileReport {
     let mut rep = FileReport::default();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -176,7 +189,7 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let exps = expectations(&text);
     if exps.is_empty() {
-        rep.failures.push((1, "no expectations (`; run:`, `; error:`, `; warning:`, `; stats:`): a corpus file must check something".into()));
+        rep.failures.push((1, "no expectations (`; run:`, `; error:`, `; warning:`, `; stats:`, `; verify:`): a corpus file must check something".into()));
         return rep;
     }
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -224,45 +237,57 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
         rep.failures.push((line, format!("unexpected error {code}: {}", d.message)));
     }
 
-    // The compiled model, for the same sample runs (exact, and f32 at the default beta).
-    let model = match &program {
-        Some(p) if exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. } | Expect::Verify(_) | Expect::Precision(_) | Expect::PrecisionTarget(_))) => match check(p).map(|c| tfc_compiler::compile(&c)) {
-            Ok(Ok(c)) => Some(c.model),
-            Ok(Err(err)) => {
-                rep.failures.push((1, format!("does not compile: {err}")));
-                None
+    // The compiled models: -O1 (for `; stats:`, and the runs at -O1) with the
+    // -O0 sizes it measured on the way (`; stats-O0:`), and at the runner's
+    // level for the sample runs (exact, and f32 at the default beta) and the verdict.
+    let checked = program.as_ref().and_then(|p| check(p).ok());
+    let wants_model = exps.iter().any(|e| matches!(e.expect, Expect::Run { .. } | Expect::Stats { .. } | Expect::Verify(_) | Expect::Precision(_) | Expect::PrecisionTarget(_)));
+    let (o1, at_level) = match &checked {
+        Some(c) if wants_model => {
+            let compile = |level: u8| tfc_compiler::compile_with(c, &tfc_compiler::CompileOptions { opt_level: level, explain: false, ..Default::default() });
+            match compile(1) {
+                Ok(w1) => {
+                    let at = if opt_level == 1 { None } else { compile(opt_level).ok() };
+                    (Some(w1), at)
+                }
+                Err(err) => {
+                    rep.failures.push((1, format!("does not compile: {err}")));
+                    (None, None)
+                }
             }
-            Err(_) => None,
-        },
-        _ => None,
+        }
+        _ => (None, None),
     };
+    let with = at_level.as_ref().or(o1.as_ref());
+    let model = with.map(|w| w.compiled.model.clone());
     // Size figures, and the verifier's verdict.
     for e in &exps {
         match &e.expect {
             Expect::Verify(want) => {
-                let (Some(m), Some(p)) = (&model, &program) else {
+                let (Some(w), Some(c)) = (with, &checked) else {
                     rep.failures.push((e.line, "verify: the program does not compile".into()));
                     continue;
                 };
-                let Ok(c) = check(p) else { continue };
                 // The differential run is evidence only; keep it short here.
                 let opts = tfc_verifier::Options { evidence_inputs: 300, evidence_seconds: 3.0, ..tfc_verifier::Options::default() };
-                match tfc_verifier::verify(&c, m, &opts) {
+                match crate::pipeline::verify_compiled(c, w, opt_level, &opts, crate::pipeline::DEFAULT_LINK_INPUTS) {
                     Ok(r) if r.verdict.to_string() == *want => rep.checks_passed += 1,
                     Ok(r) => {
-                        let why: Vec<String> = r.blocks.iter().filter(|b| b.verdict != tfc_verifier::Verdict::Proved).map(|b| format!("{} {}: {}", b.kind, b.instructions.join(","), b.detail)).take(3).collect();
-                        rep.failures.push((e.line, format!("verify: expected {want}, got {} ({})", r.verdict, why.join("; "))));
+                        let why: Vec<String> = r.report.blocks.iter().filter(|b| b.verdict != tfc_verifier::Verdict::Proved).map(|b| format!("{} {}: {}", b.kind, b.instructions.join(","), b.detail)).take(3).collect();
+                        rep.failures.push((e.line, format!("verify at -O{opt_level}: expected {want}, got {} ({}; source: {})", r.verdict, why.join("; "), r.link)));
                     }
                     Err(err) => rep.failures.push((e.line, format!("verify: expected {want}, the verifier refused: {err}"))),
                 }
             }
             Expect::Unreadable(msg) => rep.failures.push((e.line, msg.clone())),
             Expect::Precision(want) => {
-                let (Some(m), Some(c)) = (&model, program.as_ref().and_then(|p| check(p).ok())) else {
+                // The report reads the program the model was lowered from
+                // (the optimized one at -O1).
+                let Some(w) = with else {
                     rep.failures.push((e.line, "precision: the program does not compile".into()));
                     continue;
                 };
-                match crate::corpus_precision::measure(&c, m) {
+                match crate::corpus_precision::measure(&w.checked, &w.compiled.model) {
                     Err(err) => rep.failures.push((e.line, format!("precision: {err}"))),
                     Ok(got) => {
                         let broken = crate::corpus_precision::invariant(&got);
@@ -294,14 +319,14 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
                 }
             }
             Expect::PrecisionTarget(want) => {
-                let Some(c) = program.as_ref().and_then(|p| check(p).ok()) else {
+                let Some(c) = &checked else {
                     rep.failures.push((e.line, "precision-target: the program does not check".into()));
                     continue;
                 };
                 let mut got = std::collections::BTreeMap::new();
                 let mut failed = false;
                 for k in want.keys() {
-                    match crate::corpus_precision::measure_target(&c, k) {
+                    match crate::corpus_precision::measure_target(c, k, opt_level) {
                         Ok(n) => {
                             got.insert(k.clone(), n);
                         }
@@ -325,12 +350,12 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
                     rep.failures.push((e.line, format!("precision-target: expected vs certified: {}", wrong.join(", "))));
                 }
             }
-            Expect::Stats { layers, heads, mlps, d_model, params } => {
-                let Some(m) = &model else {
+            Expect::Stats { o0, layers, heads, mlps, d_model, params } => {
+                let Some(w) = &o1 else {
                     rep.failures.push((e.line, "stats: the program does not compile, so it has no sizes".into()));
                     continue;
                 };
-                let s = m.stats();
+                let s = if *o0 { &w.before } else { &w.after };
                 let want = [layers.map(|v| v as u64), heads.map(|v| v as u64), mlps.map(|v| v as u64), d_model.map(|v| v as u64), *params];
                 let actual = [s.layers as u64, s.heads as u64, s.mlps as u64, s.d_model as u64, s.params];
                 let wrong: Vec<String> = (0..5)
@@ -339,16 +364,17 @@ pub fn run_file(path: &Path, bless: bool) -> FileReport {
                         _ => None,
                     })
                     .collect();
+                let which = if *o0 { "stats-O0" } else { "stats" };
                 if want.iter().all(Option::is_none) && !bless {
-                    rep.failures.push((e.line, "stats: names no figure (`--bless` fills them in)".into()));
+                    rep.failures.push((e.line, format!("{which}: names no figure (`--bless` fills them in)")));
                 } else if wrong.is_empty() && want.iter().any(Option::is_some) {
                     rep.checks_passed += 1;
                 } else if bless {
-                    lines[e.line - 1] = stats_line(want.map(|w| w.is_some()), &s);
+                    lines[e.line - 1] = stats_line(want.map(|w| w.is_some()), s, *o0);
                     changed = true;
                     rep.checks_passed += 1;
                 } else {
-                    rep.failures.push((e.line, format!("stats: expected vs compiled: {}", wrong.join(", "))));
+                    rep.failures.push((e.line, format!("{which}: expected vs compiled: {}", wrong.join(", "))));
                 }
             }
             _ => {}

@@ -81,10 +81,11 @@ pub fn measure(checked: &Checked, model: &tfc_ir::model::Model) -> Result<BTreeM
     Ok(r.formats.iter().map(|f| (f.format.clone(), Figures { analytic: f.analytic_max_len, observed: f.observed_first_failure.as_ref().map(|o| o.len) })).collect())
 }
 
-/// The length `--target FORMAT` certifies.
-pub fn measure_target(checked: &Checked, format: &str) -> Result<usize, String> {
+/// The length `--target FORMAT` certifies at `opt_level`.
+pub fn measure_target(checked: &Checked, format: &str, opt_level: u8) -> Result<usize, String> {
     let f = format_of(format)?;
-    let c = crate::target::certify(checked, &tfc_compiler::CompileOptions::default(), f).map_err(|e| e.to_string())?;
+    let opts = tfc_compiler::CompileOptions { opt_level, ..Default::default() };
+    let c = crate::target::certify(checked, &opts, f).map_err(|e| e.to_string())?;
     Ok(c.safe_len)
 }
 

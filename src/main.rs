@@ -11,6 +11,7 @@
 
 mod corpus;
 mod corpus_precision;
+mod pipeline;
 mod render;
 mod show;
 mod target;
@@ -23,6 +24,14 @@ use tfc_ir::{check, interp, Checked, Diagnostic, Value};
 
 /// The default softmax inverse temperature for floating-point runs.
 pub(crate) const DEFAULT_BETA: f64 = 100.0;
+
+/// `-O0` / `-O1`, taken by every command that compiles (docs/OPTIMIZER.md).
+#[derive(clap::Args, Clone, Copy, Debug)]
+struct OptLevel {
+    /// Optimization level: -O0 off, -O1 the e-graph optimizer (default).
+    #[arg(short = 'O', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    opt_level: u8,
+}
 
 /// Exit codes, as documented.
 mod exit {
@@ -73,12 +82,15 @@ enum Cmd {
         /// Arithmetic for the compiled run: exact (hard attention), f64, f32, f16, bf16 (softmax).
         #[arg(long, default_value = "exact")]
         format: String,
-        /// Softmax inverse temperature for floating-point runs.
-        #[arg(long, default_value_t = DEFAULT_BETA)]
-        beta: f64,
+        /// Softmax inverse temperature for floating-point runs [default: the model's own (set by
+        /// `tfc compile --target`), else 100].
+        #[arg(long)]
+        beta: Option<f64>,
         /// Run this stored model (JSON from `tfc compile -o`) instead of compiling the program.
         #[arg(long)]
         model: Option<PathBuf>,
+        #[command(flatten)]
+        opt: OptLevel,
     },
     /// Compile a program to transformer weights.
     Compile {
@@ -93,9 +105,8 @@ enum Cmd {
         /// With --stats: as JSON.
         #[arg(long)]
         json: bool,
-        /// Optimization level: -O0 off, -O1 the e-graph optimizer (default; docs/OPTIMIZER.md).
-        #[arg(short = 'O', default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
-        opt_level: u8,
+        #[command(flatten)]
+        opt: OptLevel,
         /// Print egg's explanation of the rewrite chain from the source to the optimized program.
         #[arg(long)]
         explain: bool,
@@ -133,14 +144,22 @@ enum Cmd {
         /// The most seconds the differential run may take.
         #[arg(long, default_value_t = 10.0)]
         evidence_seconds: f64,
+        /// At -O1: prove the optimized program equal to the source by running both on every
+        /// input when there are at most this many (docs/VERIFY.md, "Optimized models").
+        #[arg(long, default_value_t = pipeline::DEFAULT_LINK_INPUTS)]
+        link_inputs: usize,
+        #[command(flatten)]
+        opt: OptLevel,
     },
     /// Print one stage of the pipeline readably.
     Show {
         /// The `.ir` file.
         file: PathBuf,
-        /// plan, schedule, layout or weights.
+        /// program (the one lowered: optimized at -O1), plan, schedule, layout or weights.
         #[arg(long, default_value = "schedule")]
         stage: String,
+        #[command(flatten)]
+        opt: OptLevel,
     },
     /// Run every corpus file's expectations.
     Test {
@@ -149,6 +168,10 @@ enum Cmd {
         /// Rewrite the outputs of `; run:` lines that disagree (deliberate changes only).
         #[arg(long)]
         bless: bool,
+        /// The level the `; run:` and `; verify:` lines are checked at (`; stats:` is always
+        /// -O1's figures, `; stats-O0:` -O0's).
+        #[command(flatten)]
+        opt: OptLevel,
     },
     /// Precision report: where softmax in each float format stops matching hard attention.
     Precision {
@@ -175,6 +198,8 @@ enum Cmd {
         /// Write an SVG plot of output errors against length.
         #[arg(long)]
         plot: Option<PathBuf>,
+        #[command(flatten)]
+        opt: OptLevel,
     },
     /// Export the compiled model: dense f32 safetensors plus a JSON config.
     Export {
@@ -186,6 +211,8 @@ enum Cmd {
         /// The softmax inverse temperature recorded in the config.
         #[arg(long, default_value_t = DEFAULT_BETA)]
         beta: f64,
+        #[command(flatten)]
+        opt: OptLevel,
     },
 }
 
@@ -193,25 +220,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Check { files, json } => cmd_check(&files, json),
-        Cmd::Run { file, input, trace, json, output, compiled, format, beta, model } => {
+        Cmd::Run { file, input, trace, json, output, compiled, format, beta, model, opt } => {
             if compiled || model.is_some() || format != "exact" {
-                cmd_run_compiled(&file, &input, json, &format, beta, model.as_deref())
+                cmd_run_compiled(&file, &input, json, &format, beta, model.as_deref(), opt.opt_level)
             } else {
                 cmd_run(&file, &input, trace, json, output.as_deref())
             }
         }
-        Cmd::Compile { file, output, stats, json, opt_level, explain, target, max_len } => {
-            cmd_compile(&file, output.as_deref(), stats, json, opt_level, explain, target.as_deref(), max_len)
+        Cmd::Compile { file, output, stats, json, opt, explain, target, max_len } => {
+            cmd_compile(&file, output.as_deref(), stats, json, opt.opt_level, explain, target.as_deref(), max_len)
         }
-        Cmd::Show { file, stage } => cmd_show(&file, &stage),
-        Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs, evidence_seconds } => {
+        Cmd::Show { file, stage, opt } => cmd_show(&file, &stage, opt.opt_level),
+        Cmd::Verify { file, model, json, emit_smt, timeout_ms, enum_limit, evidence_inputs, evidence_seconds, link_inputs, opt } => {
             let opts = tfc_verifier::Options { timeout_ms, enum_limit, emit_smt, evidence_inputs, evidence_seconds };
-            cmd_verify(&file, model.as_deref(), json, &opts)
+            cmd_verify(&file, model.as_deref(), json, &opts, opt.opt_level, link_inputs)
         }
-        Cmd::Test { paths, bless } => cmd_test(paths, bless),
-        Cmd::Export { file, safetensors, beta } => cmd_export(&file, &safetensors, beta),
-        Cmd::Precision { file, formats, beta, max_len, target, random, json, plot } => {
-            cmd_precision(&file, &formats, beta, max_len, target.as_deref(), random, json, plot.as_deref())
+        Cmd::Test { paths, bless, opt } => cmd_test(paths, bless, opt.opt_level),
+        Cmd::Export { file, safetensors, beta, opt } => cmd_export(&file, &safetensors, beta, opt.opt_level),
+        Cmd::Precision { file, formats, beta, max_len, target, random, json, plot, opt } => {
+            cmd_precision(&file, &formats, beta, max_len, target.as_deref(), random, json, plot.as_deref(), opt.opt_level)
         }
     };
     ExitCode::from(code)
@@ -420,7 +447,7 @@ fn print_trace(tokens: &[Value], trace: &[interp::TraceEntry]) {
     }
 }
 
-fn cmd_test(paths: Vec<PathBuf>, bless: bool) -> u8 {
+fn cmd_test(paths: Vec<PathBuf>, bless: bool, opt_level: u8) -> u8 {
     let paths = if paths.is_empty() { vec![PathBuf::from("corpus")] } else { paths };
     for p in &paths {
         if !p.exists() {
@@ -435,7 +462,7 @@ fn cmd_test(paths: Vec<PathBuf>, bless: bool) -> u8 {
     }
     let (mut passed, mut failed, mut checks) = (0, 0, 0);
     for f in &files {
-        let rep = corpus::run_file(f, bless);
+        let rep = corpus::run_file(f, bless, opt_level);
         checks += rep.checks_passed;
         if let Some(new) = &rep.blessed {
             match std::fs::write(f, new) {
@@ -461,14 +488,14 @@ fn cmd_test(paths: Vec<PathBuf>, bless: bool) -> u8 {
     }
 }
 
-fn compile_checked(path: &str, c: &Checked) -> Result<tfc_compiler::Compiled, u8> {
-    tfc_compiler::compile(c).map_err(|e| {
-        eprintln!("error[{}]: {path}: {e}", e.code());
-        if let tfc_compiler::CompileError::UnsupportedSelector { .. } = e {
-            eprintln!("  = hint: compute a combined value with seqmap and select on it");
-        }
-        exit::BAD_INPUT
-    })
+/// Loads, checks and compiles at `opt_level` (every command that compiles
+/// goes through here): the loaded file, the source program, and the
+/// compiled model with the program it computes (`CompiledWith::checked`:
+/// the optimized program at -O1, unless the optimizer kept the source).
+fn load_and_compile(file: &Path, opt_level: u8) -> Result<(Loaded, Checked, tfc_compiler::CompiledWith), u8> {
+    let (loaded, checked) = load_checked(file)?;
+    let with = pipeline::compile_at(&loaded.path, &checked, opt_level, false)?;
+    Ok((loaded, checked, with))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -481,17 +508,27 @@ fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_lev
         Ok(c) => c,
         Err(code) => return code,
     };
-    let opts = tfc_compiler::CompileOptions { opt_level, explain, ..Default::default() };
     let target = match target.map(parse_float_format).transpose() {
         Ok(t) => t,
         Err(code) => return code,
     };
     let mut code = exit::OK;
     let with = match target {
-        None => tfc_compiler::compile_with(&checked, &opts),
-        Some(f) => target::certify(&checked, &opts, f).map(|c| {
+        None => match pipeline::compile_at(&loaded.path, &checked, opt_level, explain) {
+            Ok(c) => c,
+            Err(code) => return code,
+        },
+        Some(f) => {
+            let opts = tfc_compiler::CompileOptions { opt_level, explain, ..Default::default() };
+            let c = match target::certify(&checked, &opts, f) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);
+                    return exit::BAD_INPUT;
+                }
+            };
             let max = c.with.compiled.model.max_len;
-            let how = format!("softmax beta {}, width decoder {:?}", c.beta, c.decoder).to_lowercase();
+            let how = format!("softmax beta {}, width decoder {}, -O{}", c.beta, format!("{:?}", c.decoder).to_lowercase(), c.opt_level);
             if stats && !json {
                 let row: Vec<String> = c.candidates.iter().map(|(d, b, n, _)| format!("{d:?}/{b}:{n}").to_lowercase()).collect();
                 println!("target {}: analytic safe length per decoder/beta: {}", c.format.name(), row.join(" "));
@@ -507,13 +544,6 @@ fn cmd_compile(file: &Path, out: Option<&Path>, stats: bool, json: bool, opt_lev
                 code = exit::FAILED;
             }
             c.with
-        }),
-    };
-    let with = match with {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);
-            return exit::BAD_INPUT;
         }
     };
     if let Some(r) = &with.report {
@@ -602,7 +632,7 @@ fn with_max_len(loaded: &Loaded, checked: Checked, max_len: Option<usize>) -> Re
     })
 }
 
-fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f64, model: Option<&Path>) -> u8 {
+fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: Option<f64>, model: Option<&Path>, opt_level: u8) -> u8 {
     use tfc_ir::forward::{run_model_in, Attention, Format};
     let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
@@ -615,43 +645,29 @@ fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f6
             return exit::BAD_INPUT;
         }
     };
-    if !(beta.is_finite() && beta > 0.0) {
+    if beta.is_some_and(|b| !(b.is_finite() && b > 0.0)) {
         eprintln!("error: --beta must be a positive finite number");
         return exit::BAD_INPUT;
     }
     let m = match model {
-        Some(p) => {
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot read {}: {e}", p.display());
-                    return exit::BAD_INPUT;
-                }
-            };
-            match tfc_ir::model::Model::from_json(&text) {
-                Ok(m) => {
-                    if m.program != checked.program.name || m.vocab != checked.program.vocab || m.max_len != checked.program.max_len {
-                        eprintln!(
-                            "error: {} is a model of `{}` (vocab of {}, max_len {}), not of {} (`{}`)",
-                            p.display(),
-                            m.program,
-                            m.vocab.len(),
-                            m.max_len,
-                            loaded.path,
-                            checked.program.name
-                        );
-                        return exit::BAD_INPUT;
-                    }
-                    m
-                }
-                Err(e) => {
-                    eprintln!("error: {}: {e}", p.display());
-                    return exit::BAD_INPUT;
-                }
+        Some(p) => match read_model(p) {
+            Ok(m) if m.program != checked.program.name || m.vocab != checked.program.vocab || m.max_len != checked.program.max_len => {
+                eprintln!(
+                    "error: {} is a model of `{}` (vocab of {}, max_len {}), not of {} (`{}`)",
+                    p.display(),
+                    m.program,
+                    m.vocab.len(),
+                    m.max_len,
+                    loaded.path,
+                    checked.program.name
+                );
+                return exit::BAD_INPUT;
             }
-        }
-        None => match compile_checked(&loaded.path, &checked) {
-            Ok(c) => c.model,
+            Ok(m) => m,
+            Err(code) => return code,
+        },
+        None => match pipeline::compile_at(&loaded.path, &checked, opt_level, false) {
+            Ok(w) => w.compiled.model,
             Err(code) => return code,
         },
     };
@@ -662,6 +678,7 @@ fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f6
             return exit::BAD_INPUT;
         }
     };
+    let beta = beta.or(m.softmax_beta.as_ref().and_then(num_traits::ToPrimitive::to_f64)).unwrap_or(DEFAULT_BETA);
     let attn = if fmt == Format::Exact { Attention::Hard } else { Attention::Softmax { beta } };
     match run_model_in(fmt, &m, &tokens, attn) {
         Ok(r) => {
@@ -684,41 +701,36 @@ fn cmd_run_compiled(file: &Path, input: &str, json: bool, format: &str, beta: f6
     }
 }
 
-fn cmd_show(file: &Path, stage: &str) -> u8 {
-    let (loaded, checked) = match load_checked(file) {
+fn cmd_show(file: &Path, stage: &str, opt_level: u8) -> u8 {
+    let (_, _, with) = match load_and_compile(file, opt_level) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let compiled = match compile_checked(&loaded.path, &checked) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let compiled = &with.compiled;
     match stage {
+        "program" => print!("{}", tfc_ir::print(&with.checked.program)),
         "plan" => print!("{}", compiled.plan),
         "schedule" => print!("{}", tfc_compiler::schedule::describe(&compiled.plan, &compiled.schedule)),
         "layout" => print!("{}", compiled.layout),
-        "weights" => print!("{}", show::weights(&compiled.model, &checked)),
+        "weights" => print!("{}", show::weights(&compiled.model, &with.checked)),
         other => {
-            eprintln!("error: unknown stage `{other}` (plan, schedule, layout, weights)");
+            eprintln!("error: unknown stage `{other}` (program, plan, schedule, layout, weights)");
             return exit::BAD_INPUT;
         }
     }
     exit::OK
 }
 
-fn cmd_export(file: &Path, dir: &Path, beta: f64) -> u8 {
+fn cmd_export(file: &Path, dir: &Path, beta: f64, opt_level: u8) -> u8 {
     if !(beta.is_finite() && beta > 0.0) {
         eprintln!("error: --beta must be a positive finite number");
         return exit::BAD_INPUT;
     }
-    let (loaded, checked) = match load_checked(file) {
+    let (loaded, checked, with) = match load_and_compile(file, opt_level) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let compiled = match compile_checked(&loaded.path, &checked) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let compiled = with.compiled;
     let rules = tfc_compiler::export::InputRules::of(&checked.program);
     match tfc_compiler::export::export_safetensors_with(&compiled.model, beta, rules, dir) {
         Ok(s) => {
@@ -751,44 +763,61 @@ fn read_model(p: &Path) -> Result<tfc_ir::model::Model, u8> {
     })
 }
 
-fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier::Options) -> u8 {
+fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier::Options, opt_level: u8, link_inputs: usize) -> u8 {
     use tfc_verifier::Verdict;
     let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let m = match model {
+    // The model: stored, or compiled at the requested level.
+    let (stored, compiled) = match model {
         Some(p) => match read_model(p) {
-            Ok(m) => m,
+            Ok(m) => (Some(m), None),
             Err(code) => return code,
         },
-        None => match compile_checked(&loaded.path, &checked) {
-            Ok(c) => c.model,
+        None => match pipeline::compile_at(&loaded.path, &checked, opt_level, false) {
+            Ok(w) => (None, Some(w)),
             Err(code) => return code,
         },
     };
+    let layers = stored.as_ref().or(compiled.as_ref().map(|w| &w.compiled.model)).map_or(0, |m| m.layers.len());
     // A spinner on long runs, on a terminal only (never in pipes or CI logs).
     let spinner = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
-        pb.set_message(format!("verifying {} ({} layers)", checked.program.name, m.layers.len()));
+        pb.set_message(format!("verifying {} ({layers} layers)", checked.program.name));
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb
     });
-    let result = tfc_verifier::verify(&checked, &m, opts);
+    let result = match (&stored, &compiled) {
+        (Some(m), _) => pipeline::verify_stored(&checked, m, opt_level, opts, link_inputs),
+        (None, Some(w)) => pipeline::verify_compiled(&checked, w, opt_level, opts, link_inputs),
+        (None, None) => unreachable!("a model is stored or compiled"),
+    };
     if let Some(pb) = spinner {
         pb.finish_and_clear();
     }
-    let report = match result {
+    let sv = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return exit::BAD_INPUT;
         }
     };
+    let report = &sv.report;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        println!("{}", serde_json::to_string_pretty(&sv).expect("json"));
     } else {
-        println!("verify {} ({})", loaded.path, report.program);
+        let level = match (sv.opt_level, &compiled) {
+            (Some(l), Some(w)) => match &w.report {
+                Some(r) if r.optimized => format!("-O{l}, optimized: {}", r.validation),
+                Some(r) => format!("-O{l}, the optimizer kept the source: {}", r.fallback.as_deref().unwrap_or("no change")),
+                None => format!("-O{l}"),
+            },
+            _ => "stored model".to_string(),
+        };
+        let against = if sv.proved_against == "source" { "the source program" } else { "the optimized program" };
+        println!("verify {} ({}) [{level}]", loaded.path, report.program);
+        println!("blocks checked against {against}:");
         for b in &report.blocks {
             let layer = b.layer.map_or("-".to_string(), |l| l.to_string());
             println!(
@@ -818,21 +847,47 @@ fn cmd_verify(file: &Path, model: Option<&Path>, json: bool, opts: &tfc_verifier
             ev.mismatches,
             ev.skipped
         );
-        if !report.smt_files.is_empty() {
-            println!("smt: {} queries written", report.smt_files.len());
+        let smt = report.smt_files.len() + sv.source_smt_files.len();
+        if smt > 0 {
+            println!("smt: {smt} queries written");
         }
+        println!("source: {}", sv.link);
         let (p, r, u) = report.counts();
-        println!("{}: {p} proved, {r} refuted, {u} unknown", report.verdict);
+        println!("{} against {against}: {p} proved, {r} refuted, {u} unknown", report.verdict);
+        println!("{}: {}", sv.verdict, match sv.verdict {
+            Verdict::Proved => "the model computes the source program on every input",
+            Verdict::Refuted => "the model does not compute the source program",
+            Verdict::Unknown => "not proved for the source program (unknown is never success)",
+        });
+        // The precision summary, of the model against the program it computes.
         use tfc_ir::forward::Format;
-        let beta = m.softmax_beta.as_ref().and_then(num_traits::ToPrimitive::to_f64).unwrap_or(DEFAULT_BETA);
         let formats = [Format::F32, Format::F16, Format::Bf16, Format::Fp8E4M3, Format::Fp8E5M2];
-        println!("{}", tfc_verifier::precision::summary_line(&checked, &m, &formats, beta));
+        let line = match (&stored, &compiled) {
+            (_, Some(w)) => precision_summary(&w.checked, &w.compiled.model, &formats),
+            (Some(m), None) => {
+                let direct = precision_summary(&checked, m, &formats);
+                if direct.starts_with("precision: not analysed") && opt_level == 1 {
+                    let o = tfc_compiler::optimize::optimize(&checked, &tfc_compiler::optimize::Limits::from_env(), false);
+                    precision_summary(&o.checked, m, &formats)
+                } else {
+                    direct
+                }
+            }
+            (None, None) => unreachable!("a model is stored or compiled"),
+        };
+        println!("{line}");
     }
-    match report.verdict {
+    match sv.verdict {
         Verdict::Proved => exit::OK,
         Verdict::Refuted => exit::FAILED,
         Verdict::Unknown => exit::UNKNOWN,
     }
+}
+
+/// The one-line precision summary at the model's own β (set by `--target`), else the default.
+fn precision_summary(c: &Checked, m: &tfc_ir::model::Model, formats: &[tfc_ir::forward::Format]) -> String {
+    let beta = m.softmax_beta.as_ref().and_then(num_traits::ToPrimitive::to_f64).unwrap_or(DEFAULT_BETA);
+    tfc_verifier::precision::summary_line(c, m, formats, beta)
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -846,7 +901,7 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_precision(file: &Path, formats: &str, beta: Option<f64>, max_len: Option<usize>, target: Option<&str>, random: usize, json: bool, plot: Option<&Path>) -> u8 {
+fn cmd_precision(file: &Path, formats: &str, beta: Option<f64>, max_len: Option<usize>, target: Option<&str>, random: usize, json: bool, plot: Option<&Path>, opt_level: u8) -> u8 {
     let (loaded, checked) = match load_checked(file) {
         Ok(x) => x,
         Err(code) => return code,
@@ -872,12 +927,13 @@ fn cmd_precision(file: &Path, formats: &str, beta: Option<f64>, max_len: Option<
         Ok(t) => t,
         Err(code) => return code,
     };
+    // The report reads the model against the program it computes (the optimized one at -O1).
     let (checked, compiled) = match target {
-        None => match compile_checked(&loaded.path, &checked) {
-            Ok(c) => (checked, c),
+        None => match pipeline::compile_at(&loaded.path, &checked, opt_level, false) {
+            Ok(w) => (w.checked, w.compiled),
             Err(code) => return code,
         },
-        Some(f) => match target::certify(&checked, &tfc_compiler::CompileOptions::default(), f) {
+        Some(f) => match target::certify(&checked, &tfc_compiler::CompileOptions { opt_level, ..Default::default() }, f) {
             Ok(c) => (c.with.checked, c.with.compiled),
             Err(e) => {
                 eprintln!("error[{}]: {}: {e}", e.code(), loaded.path);

@@ -29,6 +29,8 @@ pub struct Certified {
     pub beta: f64,
     /// The chosen width decoder.
     pub decoder: WidthDecoder,
+    /// The optimization level of the chosen model.
+    pub opt_level: u8,
     /// The analytic safe length in `format` at `beta`.
     pub safe_len: usize,
     /// What fails first beyond `safe_len` (`None` when it reaches max_len).
@@ -37,14 +39,19 @@ pub struct Certified {
     pub candidates: Vec<(WidthDecoder, f64, usize, u64)>,
 }
 
-/// Compiles `checked` for `format`: the candidate with the longest analytic
-/// safe length, then the fewest parameters, then the β nearest the default
-/// 100 (so a program nothing can certify gets the default lowering).
+/// Compiles `checked` for `format`: the candidate (optimization level,
+/// width decoder, β) with the longest analytic safe length, then the
+/// fewest parameters, then the β nearest the default 100 (so a program
+/// nothing can certify gets the default lowering), then the higher level.
 pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Result<Certified, CompileError> {
-    let mut best: Option<(usize, u64, f64, WidthDecoder, Option<String>, CompiledWith)> = None;
+    let mut best: Option<(usize, u64, f64, WidthDecoder, Option<String>, CompiledWith, u8)> = None;
     let mut candidates = vec![];
-    for decoder in [WidthDecoder::Ramp, WidthDecoder::Interpolant] {
-        let o = CompileOptions { lower: LowerOptions { width_decoder: decoder, softmax_beta: None }, ..opts.clone() };
+    // At -O1 the unoptimized program is a candidate too: the optimizer's
+    // cost model knows sizes, not precision (sort's width split adds a head
+    // that bf16 cannot carry as far).
+    let levels: Vec<u8> = if opts.opt_level == 0 { vec![0] } else { vec![opts.opt_level, 0] };
+    for (level, decoder) in levels.iter().flat_map(|l| [(*l, WidthDecoder::Ramp), (*l, WidthDecoder::Interpolant)]) {
+        let o = CompileOptions { opt_level: level, lower: LowerOptions { width_decoder: decoder, softmax_beta: None }, ..opts.clone() };
         let with = compile_with(checked, &o)?;
         let params = with.compiled.model.stats().params;
         // The powers of two, and the default 100 (so the target is never
@@ -58,13 +65,13 @@ pub fn certify(checked: &Checked, opts: &CompileOptions, format: Format) -> Resu
                 Some((bn, bp, bb, ..)) => (n, std::cmp::Reverse(params), std::cmp::Reverse(ordered(distance(beta)))) > (*bn, std::cmp::Reverse(*bp), std::cmp::Reverse(ordered(distance(*bb)))),
             };
             if better {
-                best = Some((n, params, beta, decoder, why, with.clone()));
+                best = Some((n, params, beta, decoder, why, with.clone(), level));
             }
         }
     }
-    let (safe_len, _, beta, decoder, limited_by, mut with) = best.expect("at least one candidate");
+    let (safe_len, _, beta, decoder, limited_by, mut with, opt_level) = best.expect("at least one candidate");
     with.compiled.model.softmax_beta = Some(Rat::from_integer((beta as i64).into())); // every candidate is an integer
-    Ok(Certified { with, format, beta, decoder, safe_len, limited_by, candidates })
+    Ok(Certified { with, format, beta, decoder, opt_level, safe_len, limited_by, candidates })
 }
 
 /// How far β is from the default 100, in octaves: among candidates the

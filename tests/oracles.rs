@@ -185,6 +185,7 @@ fn oracles() -> Vec<Oracle> {
         o("programs/reverse_noncausal.ir", ints(1, 3), 5, false, reverse),
         o("programs/map_minus_one.ir", ints(0, 2), 3, false, minus_one),
         o("programs/indices_only.ir", abc(), 5, false, index_times_prev),
+        o("programs/causal_length_map.ir", syms(&["a", "b"]), 4, false, twice_prefix_length),
         // Loops.
         o("loops/parity.ir", ints(0, 1), 8, false, parity),
         o("loops/addition.ir", ints(0, 99), 8, false, addition),
@@ -192,6 +193,8 @@ fn oracles() -> Vec<Oracle> {
         o("loops/prefix_sum_serial.ir", ints(0, 3), 8, false, prefix_sum),
         o("loops/subleq.ir", ints(-16, 16), 16, false, subleq),
         o("loops/chained_loops.ir", ints(0, 1), 3, false, complement),
+        o("loops/dead_iterations.ir", ints(0, 1), 3, false, complement),
+        o("loops/dead_until.ir", ints(0, 1), 3, false, complement_unless_all_zero),
     ]
 }
 
@@ -392,6 +395,20 @@ fn minus_one(t: &[V]) -> Out {
 /// i * (i - 1), whatever the tokens.
 fn index_times_prev(t: &[V]) -> Out {
     Ok((0..t.len() as i64).map(|i| int(i * (i - 1))).collect())
+}
+
+/// 2 (i + 1) at position i: twice the length of the prefix a causal query sees.
+fn twice_prefix_length(t: &[V]) -> Out {
+    Ok((0..t.len() as i64).map(|i| int(2 * (i + 1))).collect())
+}
+
+/// 1 − t_i when some token is 1 (the loop halts), else it never halts: E0604.
+fn complement_unless_all_zero(t: &[V]) -> Out {
+    if t.iter().any(|v| num_i64(v) == 1) {
+        complement(t)
+    } else {
+        Err("E0604".into())
+    }
 }
 
 /// The number of 1 tokens mod 2, everywhere.

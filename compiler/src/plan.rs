@@ -467,8 +467,13 @@ pub fn program_to_plan(checked: &Checked) -> Result<Plan, CompileError> {
     let prog = &checked.program;
     let all = tfc_ir::check::all_lets(&prog.body);
     let lets: HashMap<String, &Let> = all.iter().map(|l| (l.name.text.clone(), *l)).collect();
-    let sets: HashMap<String, Vec<Value>> =
+    let mut sets: HashMap<String, Vec<Value>> =
         checked.info.iter().filter_map(|(n, i)| i.set().map(|s| (n.clone(), s.iter().cloned().collect()))).collect();
+    // A causal `length` without an `indices` of the program's own reads a
+    // synthesized one (below): its set, for the tables folded over it.
+    if !all.iter().any(|l| l.op == Op::Indices) && !sets.contains_key(SYNTH_INDICES) {
+        sets.insert(SYNTH_INDICES.to_string(), (0..prog.max_len).map(|i| Value::int(i as i64)).collect());
+    }
     let mut b = Builder {
         checked,
         lets,
@@ -761,6 +766,18 @@ fn selector(b: &Builder, ids: &HashMap<String, NodeId>, nodes: &[Node], name: &s
 fn prune(plan: &mut Plan) {
     let mut live = BTreeSet::new();
     let mut stack = vec![plan.output];
+    // Loops are kept as written: every state is live, read after the loop
+    // or not. An `until` loop's halting is observable whether or not its
+    // states are read (E0604 when it does not halt within its maximum);
+    // pruning its states left the halt id pointing at whichever node took
+    // its number after renumbering. A fixed-count loop whose states were
+    // all pruned kept an empty commit the verifier cannot check.
+    for lp in &plan.loops {
+        stack.extend(lp.states.iter().copied());
+        if let LoopStopPlan::Until { halt, .. } = lp.stop {
+            stack.push(halt);
+        }
+    }
     // States are live when read; their next values (and the loop's halting
     // state) are live when the state is.
     {
@@ -814,9 +831,7 @@ fn prune(plan: &mut Plan) {
             *n = remap[n];
         });
         if let LoopStopPlan::Until { halt, .. } = &mut lp.stop {
-            if let Some(h) = remap.get(halt) {
-                *halt = *h;
-            }
+            *halt = remap[halt];
         }
     }
     plan.folded.retain(|_, op| remap.contains_key(&op.node));

@@ -1,7 +1,6 @@
-//! The optimizer's field cases (issue 6) and a random-program property:
-//! the optimized program agrees with the source on the interpreter.
+//! The optimizer's field cases (issue 6) and its rules' building blocks.
+//! The random-program property is in the workspace's tests/optimize.rs.
 
-use proptest::prelude::*;
 use std::time::Duration;
 use tfc_compiler::optimize::{optimize, rules::RULES, Limits, Stop};
 use tfc_compiler::{compile_with, CompileOptions};
@@ -86,68 +85,95 @@ fn optimize_every_rule_has_a_proof_obligation() {
     }
 }
 
-/// Random small programs over numbers: maps and seqmaps with linear and
-/// non-linear bodies, constants, selectors, numerical aggregates, widths.
-fn program() -> impl Strategy<Value = String> {
-    let bodies1 = prop::sample::select(vec!["x", "x * 0", "x + 1", "x - x", "2 * x - x", "min(x, 2)", "x * x", "(x + 1) - 1", "x == 1"]);
-    let bodies2 = prop::sample::select(vec!["x + y", "x * y", "x + (y + (-x))", "y", "x", "x - y + y", "max(x, y)", "x * 0 + y * 0"]);
-    let preds = prop::sample::select(vec!["eq", "lt", "le", "true", "false", "ne"]);
-    let step = (0u8..6, any::<prop::sample::Index>(), any::<prop::sample::Index>(), bodies1, bodies2, preds, 0i64..3);
-    (prop::collection::vec(step, 1..7), any::<bool>()).prop_map(|(steps, causal)| {
-        let mut vals: Vec<String> = vec!["t".into(), "i".into()];
-        let mut lines = vec!["%t = tokens : num".to_string(), "%i = indices : num".to_string(), "%tc = tokens".to_string(), "%ic = indices".to_string()];
-        let mut sels: Vec<String> = vec![];
-        for (k, (op, a, b, f1, f2, p, c)) in steps.into_iter().enumerate() {
-            let (x, y) = (a.get(&vals).clone(), b.get(&vals).clone());
-            let n = format!("v{k}");
-            match op {
-                0 => lines.push(format!("%{n} = map %{x} {{ {f1} }} : num")),
-                1 => lines.push(format!("%{n} = seqmap %{x}, %{y} {{ {f2} }} : num")),
-                2 => lines.push(format!("%{n} = const {c} : num")),
-                3 => {
-                    let s = format!("s{k}");
-                    let kq = if k % 2 == 0 { "%tc, %ic" } else { "%ic, %ic" };
-                    lines.push(format!("%{s} = select {kq}, {p}"));
-                    lines.push(format!("%{n} = aggregate %{s}, %{x} default 0 : num"));
-                    sels.push(s);
-                }
-                4 => {
-                    let s = format!("s{k}");
-                    lines.push(format!("%{s} = select %ic, %ic, {p}"));
-                    lines.push(format!("%w{k} = width %{s}"));
-                    lines.push(format!("%{n} = map %w{k} {{ x }} : num"));
-                    sels.push(s);
-                }
-                _ => {
-                    let s = format!("s{k}");
-                    lines.push(format!("%{s}a = select %tc, %tc, {p}"));
-                    lines.push(format!("%{s}b = select %ic, %ic, true"));
-                    lines.push(format!("%{s} = and %{s}a, %{s}b"));
-                    lines.push(format!("%{n} = aggregate %{s}, %{y} default 0 : num"));
-                }
-            }
-            vals.push(n);
-        }
-        let out = vals.last().unwrap().clone();
-        format!(
-            "program r {{ vocab {{0, 1}} max_len 3 {}\n {}\n output %{out} }}",
-            if causal { "causal" } else { "" },
-            lines.join("\n ")
-        )
-    })
+/// Tracr's sort (corpus/tracr/sort.ir): keys made distinct as x + i/5.
+const SORT: &str = "program sort { vocab {1, 2, 3} max_len 5
+  %tok  = tokens
+  %idx  = indices
+  %key  = seqmap %tok, %idx { x + 1 * y / 5 } : cat
+  %lt   = select %key, %key, lt
+  %tgt  = width %lt
+  %pick = select %tgt, %idx, eq
+  %out  = aggregate %pick, %tok default 0 : cat
+  output %out }";
+
+#[test]
+fn optimize_width_lex_split_replaces_a_made_distinct_sort_key() {
+    let c = checked(SORT);
+    let o = optimize(&c, &Limits::from_env(), false);
+    assert!(o.report.optimized, "{:?}", o.report.fallback);
+    assert!(o.report.rules.contains_key("width-lex-split"), "{:?}", o.report.rules);
+    let text = tfc_ir::print(&o.checked.program);
+    // key_k < key_q  <=>  tok_k < tok_q, or tok_k = tok_q and idx_k < idx_q (i/5 < 1).
+    assert!(text.contains("select %tok, %tok, lt"), "{text}");
+    assert!(text.contains("select %idx, %idx, lt"), "{text}");
+    assert!(!text.contains("%key"), "{text}");
+    // The rank is below max_len = 5 (lt is irreflexive): narrow-to-set clamps the sum to 4.
+    assert!(text.contains("min(x + y, 4)"), "{text}");
+    let w = compile_with(&c, &CompileOptions { opt_level: 1, explain: false, ..Default::default() }).unwrap();
+    // -O0, by hand: one, bos, tokens 3, indices 5, %key 15 (3 tokens x 5 indices),
+    // %tgt 6 (0..5), %out 4 (0 and the 3 tokens), one width scratch = 36.
+    // -O1: the two widths 0..5 (6 each), %tgt 0..4 (5), two width heads in
+    // one layer (two scratch dimensions): 1 + 1 + 3 + 5 + 6 + 6 + 5 + 4 + 2 = 33.
+    assert_eq!((w.before.layers, w.before.d_model), (3, 36));
+    assert_eq!((w.after.layers, w.after.d_model), (3, 33));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-    #[test]
-    fn optimize_random_programs_agree_with_the_source(src in program()) {
-        let p = tfc_ir::parse(&src).expect("generated programs parse");
-        let Ok(c) = check(&p) else { return Ok(()) };
-        let o = optimize(&c, &Limits::from_env(), false);
-        if let Some(f) = &o.report.fallback {
-            prop_assert!(!f.contains("a bug"), "{f}\n{src}");
-        }
-        // optimize validates already; check again independently here.
-        prop_assert!(tfc_compiler::optimize::validate(&c.program, &o.checked.program).is_ok(), "{src}");
-    }
+#[test]
+fn optimize_width_lex_split_needs_a_lexicographic_key() {
+    // x + y is not lexicographic: 1 + 1 = 2 + 0, so `lt` on it is no
+    // combination of comparisons of the parts.
+    let c = checked("program p { vocab {1, 2, 3} max_len 5
+      %tok = tokens
+      %idx = indices
+      %key = seqmap %tok, %idx { x + y } : cat
+      %lt  = select %key, %key, lt
+      %tgt = width %lt
+      output %tgt }");
+    let o = optimize(&c, &Limits::from_env(), false);
+    assert!(!o.report.rules.contains_key("width-lex-split"), "{:?}", o.report.rules);
 }
+
+#[test]
+fn optimize_lex_split_finds_the_orders_of_the_parts() {
+    use tfc_compiler::optimize::simplify::lex_split;
+    use tfc_ir::ast::{CmpPred, Pred};
+    let body = |src: &str| match &tfc_ir::parse(&format!("program p {{ vocab {{1}} max_len 1 %t = tokens %s = seqmap %t, %t {{ {src} }} : cat output %s }}")).unwrap().body[1] {
+        tfc_ir::Stmt::Let(l) => match &l.op {
+            tfc_ir::Op::SeqMap { func, .. } => func.clone(),
+            _ => unreachable!(),
+        },
+        _ => unreachable!(),
+    };
+    let ints = |lo: i64, hi: i64| (lo..=hi).map(tfc_ir::Value::int).collect::<tfc_ir::ValueSet>();
+    let (xs, ys) = (ints(1, 3), ints(0, 4));
+    let cmp = |c| Pred::Cmp(c);
+    // x + y/5 orders by x, then y; -x + y/5 by x descending, then y.
+    assert_eq!(lex_split(&body("x + y / 5"), &cmp(CmpPred::Lt), &xs, &ys), Some((cmp(CmpPred::Lt), cmp(CmpPred::Lt))));
+    assert_eq!(lex_split(&body("x + y / 5"), &cmp(CmpPred::Gt), &xs, &ys), Some((cmp(CmpPred::Gt), cmp(CmpPred::Gt))));
+    assert_eq!(lex_split(&body("-1 * x + y / 5"), &cmp(CmpPred::Lt), &xs, &ys), Some((cmp(CmpPred::Gt), cmp(CmpPred::Lt))));
+    // An injective key compared for equality: never across different x, and y = y' within one.
+    assert_eq!(lex_split(&body("10 * x + y"), &cmp(CmpPred::Eq), &xs, &ys), Some((cmp(CmpPred::False), cmp(CmpPred::Eq))));
+    // le: x < x', or x = x' and y <= y' (p1 is never true on x = x').
+    assert_eq!(lex_split(&body("x + y / 5"), &cmp(CmpPred::Le), &xs, &ys), Some((cmp(CmpPred::Lt), cmp(CmpPred::Le))));
+    // Not lexicographic: 1 + 4/2 = 3 + 0.
+    assert_eq!(lex_split(&body("x + y / 2"), &cmp(CmpPred::Lt), &xs, &ys), None);
+}
+
+#[test]
+fn optimize_analysis_bounds_the_widths_of_reflexive_and_irreflexive_selectors() {
+    let c = checked(&SORT.replace("%out  = aggregate", "%same = select %tok, %tok, eq\n  %hist = width %same\n  %out  = aggregate"));
+    let (eg, classes, _, _) = tfc_compiler::optimize::to_egraph(&c, false).unwrap();
+    let set = |name: &str| -> Vec<i64> {
+        let id = classes.iter().find(|(n, _)| n == name).unwrap().1;
+        eg[id].data.set.as_ref().unwrap().iter().map(|v| num_traits::ToPrimitive::to_i64(v.as_num().unwrap()).unwrap()).collect()
+    };
+    // eq is reflexive: a query always selects its own key, so hist is 1..5, not 0..5.
+    assert_eq!(set("hist"), vec![1, 2, 3, 4, 5]);
+    // lt is irreflexive: never its own key, so at most the other 4.
+    assert_eq!(set("tgt"), vec![0, 1, 2, 3, 4]);
+}
+
+// The random-program property (optimize, then check the optimized program
+// against the source with the interpreter, compile it and prove the model
+// with the verifier) lives in tests/optimize.rs at the workspace root: the
+// verifier is not a dependency of this crate.

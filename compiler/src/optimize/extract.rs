@@ -7,7 +7,13 @@
 //! attention and an MLP sublayer; embeddings (`tokens`, `indices`,
 //! `const`) and selectors cost none. Width is residual dimensions (a `cat`
 //! value's set size, 1 for `num`), parameters a rough count of the
-//! weights.
+//! weights. A node's width is the set the *checker* will give the
+//! instruction it becomes (its transfer function over its operands'
+//! classes), not its e-class's set: the class set may be narrower (merged
+//! classes intersect their sets, and the analysis knows more than the
+//! checker, e.g. that a reflexive selector's width is at least 1), and the
+//! lowering allocates what the checker says. `narrow-to-set` adds nodes
+//! whose checked set is the class's, and extraction prefers them.
 //!
 //! **Greedy.** Costs are computed bottom-up to a fixed point, per e-class,
 //! the classic way: depth is exact (a maximum over operands), but width and
@@ -35,9 +41,51 @@ fn width_of(eg: &IrGraph, class: Id) -> u64 {
     }
 }
 
+/// The residual width the checker gives the instruction `n` (in `class`)
+/// becomes, with its operands' sets taken from their classes.
+pub fn node_width(eg: &IrGraph, class: Id, n: &Ir) -> u64 {
+    let d = &eg[class].data;
+    if d.selector {
+        return 0;
+    }
+    let h = n.head();
+    if h.enc != Some(Encoding::Cat) {
+        return 1;
+    }
+    let a = &eg.analysis;
+    let kid = |i: usize| eg[n.args()[i]].data.set.clone();
+    let image = match h.op {
+        OpK::Map => kid(0).and_then(|s| s.iter().map(|v| tfc_ir::eval::apply(&a.funcs[h.arg as usize], std::slice::from_ref(v)).ok()).collect::<Option<HashSet<Value>>>()),
+        OpK::SeqMap => (|| {
+            let (x, y) = (kid(0)?, kid(1)?);
+            if x.len().checked_mul(y.len())? > tfc_ir::check::MAX_PRODUCT {
+                return None;
+            }
+            let f = &a.funcs[h.arg as usize];
+            let mut out = HashSet::new();
+            for u in x.iter() {
+                for v in y.iter() {
+                    out.insert(tfc_ir::eval::apply(f, &[u.clone(), v.clone()]).ok()?);
+                }
+            }
+            Some(out)
+        })(),
+        OpK::Width => {
+            let all_true = eg[n.args()[0]].data.constant == Some(true);
+            return a.max_len as u64 + u64::from(!all_true);
+        }
+        OpK::Aggregate => kid(1).map(|s| {
+            let mut out: HashSet<Value> = s.iter().cloned().collect();
+            out.insert(a.vals[h.arg as usize].clone());
+            out
+        }),
+        _ => None,
+    };
+    image.map_or_else(|| width_of(eg, class), |s| s.len() as u64)
+}
+
 /// The cost a node adds on top of its operands: (sublayers, dims, params).
-fn local(eg: &IrGraph, class: Id, n: &Ir) -> (u32, u64, u64) {
-    let w = width_of(eg, class);
+fn local(eg: &IrGraph, w: u64, n: &Ir) -> (u32, u64, u64) {
     let kids: Vec<u64> = n.args().iter().map(|&c| width_of(eg, c).max(1)).collect();
     let prod: u64 = kids.iter().product();
     match n.head().op {
@@ -52,10 +100,13 @@ fn local(eg: &IrGraph, class: Id, n: &Ir) -> (u32, u64, u64) {
 /// The best node of every e-class.
 pub fn extract(eg: &IrGraph) -> HashMap<Id, (Cost, Ir)> {
     let mut best: HashMap<Id, (Cost, Ir)> = HashMap::new();
+    // Node widths do not change during the fixed point: compute them once.
+    let widths: HashMap<(Id, usize), u64> =
+        eg.classes().flat_map(|c| c.nodes.iter().enumerate().map(move |(i, n)| ((c.id, i), node_width(eg, c.id, n)))).collect();
     loop {
         let mut changed = false;
         for class in eg.classes() {
-            for n in &class.nodes {
+            for (ni, n) in class.nodes.iter().enumerate() {
                 let mut depth = 0u32;
                 let (mut w, mut p) = (0u64, 0u64);
                 let mut ok = true;
@@ -72,7 +123,7 @@ pub fn extract(eg: &IrGraph) -> HashMap<Id, (Cost, Ir)> {
                 if !ok {
                     continue;
                 }
-                let (ld, lw, lp) = local(eg, class.id, n);
+                let (ld, lw, lp) = local(eg, widths[&(class.id, ni)], n);
                 let cost = (depth + ld, w.saturating_add(lw), p.saturating_add(lp));
                 let better = match best.get(&class.id) {
                     None => true,
@@ -100,7 +151,7 @@ pub fn dag_cost(eg: &IrGraph, best: &HashMap<Id, (Cost, Ir)>, root: Id) -> Cost 
             continue;
         }
         let n = &best[&c].1;
-        let (_, lw, lp) = local(eg, c, n);
+        let (_, lw, lp) = local(eg, node_width(eg, c, n), n);
         w += lw;
         p += lp;
         stack.extend(n.args().iter().map(|&k| eg.find(k)));

@@ -87,6 +87,10 @@ pub const RULES: &[Rule] = table! {
     "or-false"           : "or s t"                   => "s",                     if "t false on K x Q (or s)",   on &[Or],     or_false;
     // !!s == s
     "not-not"            : "not (not s)"              => "s",                     if "always",                    on &[Not],    not_not;
+    // [p(f(x,y), f(x',y'))] == [p1(x,x')] + [x == x' && p2(y,y')], summed over the visible keys
+    "width-lex-split"    : "width (select k k p), k = seqmap f a b" => "seqmap {x + y} (width (select a a p1)) (width (and (select a a eq) (select b b p2)))", if "p(f(x,y),f(x',y')) == p1(x,x') || (x == x' && p2(y,y')), p1 irreflexive, on set(a)^2 x set(b)^2", on &[Width], width_lex_split;
+    // v in S  ->  clamp_S(v) == v
+    "narrow-to-set"      : "map/seqmap f ... in class C" => "map/seqmap clamp_S(f) ...", if "S = set(C) is narrower than f's image", on &[Map, SeqMap], narrow_to_set;
 };
 
 fn set(eg: &IrGraph, id: Id) -> Option<std::rc::Rc<tfc_ir::ValueSet>> {
@@ -263,6 +267,57 @@ fn or_false(eg: &mut IrGraph, _: Id, _: Head, a: &[Id]) -> Vec<Term> {
         out.push(Term::Class(a[1]));
     }
     out
+}
+
+fn width_lex_split(eg: &mut IrGraph, _: Id, h: Head, a: &[Id]) -> Vec<Term> {
+    let mut out = vec![];
+    for (sh, skids) in nodes_of(eg, a[0], Select) {
+        let key = eg.find(skids[0]);
+        if key != eg.find(skids[1]) {
+            continue;
+        }
+        let p = eg.analysis.preds[sh.arg as usize].clone();
+        for (g, kids) in nodes_of(eg, key, SeqMap) {
+            let (x, y) = (eg.find(kids[0]), eg.find(kids[1]));
+            // The split compares x with x and y with y: both must be `cat`
+            // (`select` reads only `cat` values), and distinct values.
+            if x == y || x == key || y == key || eg[x].data.enc != Some(Encoding::Cat) || eg[y].data.enc != Some(Encoding::Cat) {
+                continue;
+            }
+            let (Some(sx), Some(sy)) = (set(eg, x), set(eg, y)) else { continue };
+            let f = eg.analysis.funcs[g.arg as usize].clone();
+            let Some((p1, p2)) = simplify::lex_split(&f, &p, &sx, &sy) else { continue };
+            let (i1, i2, ieq) = (eg.analysis.pred(&p1), eg.analysis.pred(&p2), eg.analysis.pred(&Pred::Cmp(CmpPred::Eq)));
+            let add = eg.analysis.func(&simplify::sum_xy());
+            let sel = |p: u32, c: Id| node(Select, None, p, vec![Term::Class(c), Term::Class(c)]);
+            let w1 = node(Width, Some(Encoding::Cat), 0, vec![sel(i1, x)]);
+            let w2 = node(Width, Some(Encoding::Cat), 0, vec![node(And, None, 0, vec![sel(ieq, x), sel(i2, y)])]);
+            out.push(node(SeqMap, h.enc, add, vec![w1, w2]));
+        }
+    }
+    out
+}
+
+fn narrow_to_set(eg: &mut IrGraph, class: Id, h: Head, a: &[Id]) -> Vec<Term> {
+    // A class of one node has exactly that node's image as its set: only a
+    // merge (which intersects sets) can make the class narrower.
+    if eg[class].nodes.len() < 2 {
+        return vec![];
+    }
+    let Some(target) = set(eg, class) else { return vec![] };
+    let sets: Option<Vec<_>> = a.iter().map(|&k| set(eg, k)).collect();
+    let Some(sets) = sets else { return vec![] };
+    let f = eg.analysis.funcs[h.arg as usize].clone();
+    let refs: Vec<&tfc_ir::ValueSet> = sets.iter().map(|s| s.as_ref()).collect();
+    // The node's own image over its operands' sets (what the checker will give it).
+    let Some(image) = simplify::image(&f, &refs) else { return vec![] };
+    match simplify::narrow(&f, &refs, &target, &image) {
+        Some(g) => {
+            let i = eg.analysis.func(&g);
+            vec![node(h.op, h.enc, i, a.iter().map(|&c| Term::Class(c)).collect())]
+        }
+        None => vec![],
+    }
 }
 
 fn not_not(eg: &mut IrGraph, _: Id, _: Head, a: &[Id]) -> Vec<Term> {

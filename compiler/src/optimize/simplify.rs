@@ -16,7 +16,7 @@
 //! that the original body is defined on its whole input set.
 
 use std::collections::BTreeMap;
-use tfc_ir::ast::{BinOp, Builtin, Expr, ExprKind, Func, UnOp, Var};
+use tfc_ir::ast::{BinOp, Builtin, CmpPred, Expr, ExprKind, Func, Pred, UnOp, Var};
 use tfc_ir::eval;
 use tfc_ir::{Rat, Value, ValueSet};
 use num_traits::{One, Signed, Zero};
@@ -238,8 +238,189 @@ pub fn is_identity(f: &Func) -> bool {
     matches!(f, Func::Expr(Expr { kind: ExprKind::Var(Var::X), .. }))
 }
 
-#[allow(dead_code)]
-fn _uses(_: Builtin) {}
+/// `{ x + y }`.
+pub fn sum_xy() -> Func {
+    let v = |v| Box::new(Expr::new(ExprKind::Var(v)));
+    Func::Expr(Expr::new(ExprKind::Binary(BinOp::Add, v(Var::X), v(Var::Y))))
+}
+
+/// The image of `f` over the product of `sets` (one or two), or `None`
+/// when a value fails or the product is over the checker's limit.
+pub fn image(f: &Func, sets: &[&ValueSet]) -> Option<ValueSet> {
+    match sets {
+        [a] => a.iter().map(|v| eval::apply(f, std::slice::from_ref(v)).ok()).collect(),
+        [a, b] => {
+            if a.len().checked_mul(b.len())? > tfc_ir::check::MAX_PRODUCT {
+                return None;
+            }
+            let mut out = ValueSet::new();
+            for u in a.iter() {
+                for v in b.iter() {
+                    out.insert(eval::apply(f, &[u.clone(), v.clone()]).ok()?);
+                }
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// The most (key, query) combinations [`lex_split`] enumerates.
+pub const MAX_SPLIT: usize = 2_000_000;
+
+/// A predicate over `set × set` as a named comparison when one agrees with
+/// `table` on every pair, else as a table of the selected pairs.
+pub fn as_pred(set: &ValueSet, table: &dyn Fn(&Value, &Value) -> bool) -> Pred {
+    for c in CmpPred::ALL {
+        let agrees = set.iter().all(|k| set.iter().all(|q| eval::cmp_holds(c, k, q).ok() == Some(table(k, q))));
+        if agrees {
+            return Pred::Cmp(c);
+        }
+    }
+    let mut rows = vec![];
+    for k in set {
+        for q in set {
+            if table(k, q) {
+                rows.push((k.clone(), q.clone()));
+            }
+        }
+    }
+    Pred::Table(rows)
+}
+
+/// Splits a comparison of composite keys: for `p` over keys `f(x, y)` with
+/// `x ∈ xs`, `y ∈ ys`, finds `p1` over `xs` and `p2` over `ys` with, for
+/// every `x, x' ∈ xs` and `y, y' ∈ ys`,
+///
+/// ```text
+/// p(f(x, y), f(x', y')) == p1(x, x') || (x == x' && p2(y, y'))   and   !p1(x, x)
+/// ```
+///
+/// (`f` is *lexicographic* for `p`: Tracr's `key + i / n` made-distinct
+/// sort keys are). Then a query selects a key under `p` exactly when it
+/// does under `select x, x, p1` or under `and(select x, x, eq; select y, y,
+/// p2)`, never under both, so the width is the sum of the two widths
+/// (`proofs/rules/width-lex-split.smt2`). Checked by enumeration over the
+/// sets; `None` when it does not hold, a value fails, or there are more
+/// than [`MAX_SPLIT`] combinations.
+pub fn lex_split(f: &Func, p: &Pred, xs: &ValueSet, ys: &ValueSet) -> Option<(Pred, Pred)> {
+    let (nx, ny) = (xs.len(), ys.len());
+    // An order comparison of numbers is settled for x != x' by the ranges
+    // of f(x, _) and f(x', _) (below), in nx^2 steps; anything else needs
+    // every combination.
+    let ordered = matches!(p, Pred::Cmp(CmpPred::Lt | CmpPred::Le | CmpPred::Gt | CmpPred::Ge));
+    let work = if ordered { nx.checked_mul(ny)?.checked_mul(ny)?.max(nx * nx) } else { (nx * ny).checked_mul(nx * ny)? };
+    if nx < 2 || ny < 2 || work > MAX_SPLIT {
+        return None;
+    }
+    let xv: Vec<&Value> = xs.iter().collect();
+    let yv: Vec<&Value> = ys.iter().collect();
+    // f over the product, then p over pairs of its values.
+    let mut key = vec![vec![Value::int(0); ny]; nx];
+    for (i, x) in xv.iter().enumerate() {
+        for (j, y) in yv.iter().enumerate() {
+            key[i][j] = eval::apply(f, &[(*x).clone(), (*y).clone()]).ok()?;
+        }
+    }
+    let holds = |i: usize, j: usize, i2: usize, j2: usize| eval::holds(p, &key[i][j], &key[i2][j2]).ok();
+    // p2(y, y') = p(f(x, y), f(x, y')), the same for every x.
+    let mut p2 = vec![vec![false; ny]; ny];
+    for j in 0..ny {
+        for j2 in 0..ny {
+            let b = holds(0, j, 0, j2)?;
+            for i in 1..nx {
+                if holds(i, j, i, j2)? != b {
+                    return None;
+                }
+            }
+            p2[j][j2] = b;
+        }
+    }
+    // p1(x, x') for x != x' = p(f(x, y), f(x', y')), the same for every y, y'; p1(x, x) = false.
+    let mut p1 = vec![vec![false; nx]; nx];
+    let nums: Option<Vec<Vec<Rat>>> = key.iter().map(|row| row.iter().map(|v| v.as_num().cloned()).collect()).collect();
+    match (ordered, nums) {
+        (true, Some(nums)) => {
+            // lo[i] <= f(x_i, y) <= hi[i] for every y, both attained.
+            let lo: Vec<&Rat> = nums.iter().map(|r| r.iter().min().expect("ny >= 2")).collect();
+            let hi: Vec<&Rat> = nums.iter().map(|r| r.iter().max().expect("ny >= 2")).collect();
+            for i in 0..nx {
+                for i2 in (0..nx).filter(|&i2| i2 != i) {
+                    // Whether `f(x_i, y) P f(x_i2, y')` holds for every y, y', and whether for none.
+                    let (all, none) = match p {
+                        Pred::Cmp(CmpPred::Lt) => (hi[i] < lo[i2], lo[i] >= hi[i2]),
+                        Pred::Cmp(CmpPred::Le) => (hi[i] <= lo[i2], lo[i] > hi[i2]),
+                        Pred::Cmp(CmpPred::Gt) => (lo[i] > hi[i2], hi[i] <= lo[i2]),
+                        _ => (lo[i] >= hi[i2], hi[i] < lo[i2]),
+                    };
+                    match (all, none) {
+                        (true, _) => p1[i][i2] = true,
+                        (false, true) => {}
+                        (false, false) => return None,
+                    }
+                }
+            }
+        }
+        _ => {
+            if (nx * ny).checked_mul(nx * ny)? > MAX_SPLIT {
+                return None;
+            }
+            for i in 0..nx {
+                for i2 in (0..nx).filter(|&i2| i2 != i) {
+                    let b = holds(i, 0, i2, 0)?;
+                    for j in 0..ny {
+                        for j2 in 0..ny {
+                            if holds(i, j, i2, j2)? != b {
+                                return None;
+                            }
+                        }
+                    }
+                    p1[i][i2] = b;
+                }
+            }
+        }
+    }
+    let xi = |v: &Value| xv.iter().position(|w| *w == v);
+    let yi = |v: &Value| yv.iter().position(|w| *w == v);
+    let t1 = |k: &Value, q: &Value| matches!((xi(k), xi(q)), (Some(a), Some(b)) if p1[a][b]);
+    let t2 = |k: &Value, q: &Value| matches!((yi(k), yi(q)), (Some(a), Some(b)) if p2[a][b]);
+    Some((as_pred(xs, &t1), as_pred(ys, &t2)))
+}
+
+/// `f` post-composed with a projection onto `set` that is the identity on
+/// `set`: `min(max(f, lo), hi)` (only the bounds `f` can pass) when `set`
+/// is every integer from `lo` to `hi`, else a table over the operands'
+/// sets `sets` sending a result outside `set` to `set`'s least value.
+/// Where `f`'s result is in `set`, the new body equals it
+/// (`proofs/rules/narrow-to-set.smt2`). `None` when `f` cannot leave
+/// `set` on `sets` (nothing to narrow), or a value fails.
+pub fn narrow(f: &Func, sets: &[&ValueSet], set: &ValueSet, image: &ValueSet) -> Option<Func> {
+    if image.is_subset(set) || set.is_empty() {
+        return None;
+    }
+    let ints: Option<Vec<i64>> = set.iter().map(|v| v.as_num().filter(|r| r.is_integer()).and_then(|r| num_traits::ToPrimitive::to_i64(r.numer()))).collect();
+    if let (Func::Expr(e), Some(ints)) = (f, ints) {
+        let (lo, hi) = (*ints.iter().min()?, *ints.iter().max()?);
+        if (hi - lo + 1) as usize == ints.len() {
+            let nums: Option<Vec<Rat>> = image.iter().map(|v| v.as_num().cloned()).collect();
+            let nums = nums?;
+            let lit = |c: i64| Expr::new(ExprKind::Lit(Value::int(c)));
+            let mut body = e.clone();
+            if nums.iter().any(|r| *r < Rat::from_integer(lo.into())) {
+                body = Expr::new(ExprKind::Call(Builtin::Max, vec![body, lit(lo)]));
+            }
+            if nums.iter().any(|r| *r > Rat::from_integer(hi.into())) {
+                body = Expr::new(ExprKind::Call(Builtin::Min, vec![body, lit(hi)]));
+            }
+            return Some(Func::Expr(body));
+        }
+    }
+    let least = set.iter().next()?.clone();
+    tabulate(sets, |args| {
+        let v = eval::apply(f, args).ok()?;
+        Some(if set.contains(&v) { v } else { least.clone() })
+    })
+}
 
 #[cfg(test)]
 mod tests {

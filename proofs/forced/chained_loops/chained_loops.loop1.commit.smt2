@@ -1,0 +1,17 @@
+; tfc: program chained_loops, loop 1 commit: the next state is written exactly and body values are restored
+; expected: unsat
+(set-logic QF_LIRA)
+(declare-const c0 Int)
+(declare-const c1 Int)
+(declare-const h0 Real)
+(declare-const h1 Real)
+(declare-const h2 Real)
+(declare-const h3 Real)
+(assert (and (>= c0 0) (< c0 2)))
+(assert (and (>= c1 0) (< c1 2)))
+(assert (= h0 (ite (> (+ 0.0 (* 1.0 (ite (= c0 0) 1.0 0.0))) 0.0) (+ 0.0 (* 1.0 (ite (= c0 0) 1.0 0.0))) 0.0)))
+(assert (= h1 (ite (> (+ 0.0 (* 1.0 (ite (= c0 1) 1.0 0.0))) 0.0) (+ 0.0 (* 1.0 (ite (= c0 1) 1.0 0.0))) 0.0)))
+(assert (= h2 (ite (> (+ 0.0 (* 1.0 (ite (= c1 0) 1.0 0.0))) 0.0) (+ 0.0 (* 1.0 (ite (= c1 0) 1.0 0.0))) 0.0)))
+(assert (= h3 (ite (> (+ 0.0 (* 1.0 (ite (= c1 1) 1.0 0.0))) 0.0) (+ 0.0 (* 1.0 (ite (= c1 1) 1.0 0.0))) 0.0)))
+(assert (or (not (= (+ 0.0 (* (- 1.0) h0) (* 1.0 h2)) (+ 0.0 (- (ite (= c0 0) 1.0 0.0)) (ite (= c1 0) 1.0 0.0)))) (not (= (+ 0.0 (* (- 1.0) h1) (* 1.0 h3)) (+ 0.0 (- (ite (= c0 1) 1.0 0.0)) (ite (= c1 1) 1.0 0.0)))) (not (= (+ 0.0 (* (- 1.0) h2)) (+ 0.0 (- (ite (= c1 0) 1.0 0.0))))) (not (= (+ 0.0 (* (- 1.0) h3)) (+ 0.0 (- (ite (= c1 1) 1.0 0.0)))))))
+(check-sat)
