@@ -955,9 +955,6 @@ fn head_bound(h: &HeadFacts, model: &Model, inp: &[f64], n: usize, beta: f64, f:
     // Errors already in the values (from earlier blocks), weighted by
     // attention weights that sum to at most 1 + l1.
     let e_out = e_out + v_in * (1.0 + l1);
-    if std::env::var_os("TFC_PRECISION_DEBUG").is_some() {
-        eprintln!("  head %{} n={n} p={} w={width:?}: d_in={d_in:.2e} v_in={v_in:.2e} exact={exact} ds={ds:.2e} et={et:.2e} rho1={rho1:.2e} lam={lam:.2e} l1={l1:.2e} e_out={e_out:.2e}", h.name, f.precision);
-    }
     if !e_out.is_finite() {
         return Err("the rounding bound is unbounded (too few bits)".into());
     }
@@ -1222,10 +1219,6 @@ fn all_bounds(facts: &Facts, model: &Model, n: usize, beta: f64, f: &FormatSpec)
             for (d, x) in errs {
                 e[d] = x;
             }
-        }
-        if std::env::var_os("TFC_PRECISION_DEBUG").is_some() {
-            let nz: Vec<String> = e.iter().enumerate().filter(|(_, x)| **x > 0.0).map(|(d, x)| format!("{}={x:.2e}", model.basis[d])).collect();
-            eprintln!("n={n} p={} layer {li}: {}", f.precision, nz.join(" "));
         }
     }
     Ok(())
